@@ -1,0 +1,7 @@
+// Package all imports every compiled-in plugin; adding a plugin is one line
+// here.
+package all
+
+import (
+	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
+)

@@ -1,0 +1,130 @@
+// Package fastpoetry is the Twisted tutorial's poetry server as a plugin:
+// every connection receives the whole poem, then is closed.
+package fastpoetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+func init() {
+	plugins.Register(plugins.Maker{
+		Name:        "fastpoetry",
+		Description: "a fast poetry service: sends the poem to every client, then closes",
+		Long: `Serves the poem file to every TCP connection, then closes it. The poem is
+read when the service starts. --port takes a port number (served on
+--iface) or an endpoint string such as tcp:10000:interface=::1 or
+unix:/run/poetry.sock.`,
+		Options: options,
+	})
+}
+
+func options(fs *pflag.FlagSet) plugins.Build {
+	port := fs.StringP("port", "p", "10000", "port number or endpoint to listen on")
+	poem := fs.String("poem", "", "file holding the poem to serve (required)")
+	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
+	plugins.MarkRequired(fs, "poem")
+	return func(env plugins.Env) (service.Service, error) {
+		ep, err := Endpoint(*port, *iface)
+		if err != nil {
+			return nil, err
+		}
+		return New(env.Name, ep, *poem, env.Log), nil
+	}
+}
+
+// Endpoint turns --port and --iface into an endpoint: a bare port number is
+// served on iface, anything else is an endpoint string.
+func Endpoint(port, iface string) (reactor.Endpoint, error) {
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return reactor.Endpoint{}, fmt.Errorf("invalid value %q for --port: not a port number", port)
+		}
+		return reactor.Endpoint{Kind: "tcp", Port: n, Interface: iface}, nil
+	}
+	ep, err := reactor.ParseEndpoint(port)
+	if err != nil {
+		return reactor.Endpoint{}, fmt.Errorf("invalid value for --port: %w", err)
+	}
+	return ep, nil
+}
+
+// New returns the service tree: the poem (loaded at start) and the port
+// serving it, in that order, like the tutorial's PoetryService + TCPServer.
+func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) service.Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	poem := &Poem{path: poemPath}
+	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {
+		return &protocol{poem: poem.Bytes()}
+	}), log)
+	port.System = name
+	c := service.NewCollection(name, log)
+	c.Add(poem)
+	c.Add(port)
+	return c
+}
+
+// Poem is a service holding the poem's bytes, read from disk at Start.
+type Poem struct {
+	path string
+	text atomic.Pointer[[]byte]
+}
+
+// Name returns "poem".
+func (p *Poem) Name() string { return "poem" }
+
+// Describe returns the poem's path.
+func (p *Poem) Describe() string { return p.path }
+
+// Start reads the poem.
+func (p *Poem) Start(context.Context) error {
+	b, err := os.ReadFile(p.path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("poem %s: %w", p.path, err)
+	}
+	p.text.Store(&b)
+	slog.Info(fmt.Sprintf("loaded poem %s (%d bytes)", p.path, len(b)), "system", "poem")
+	return nil
+}
+
+// Stop does nothing: the poem stays readable for connections still draining.
+func (p *Poem) Stop(context.Context) error { return nil }
+
+// Bytes returns the poem, or nil before Start.
+func (p *Poem) Bytes() []byte {
+	if b := p.text.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+type protocol struct{ poem []byte }
+
+func (p *protocol) ConnectionMade(t reactor.Transport) {
+	// Write returns when the poem is in the kernel's buffer; a slow reader
+	// only holds this connection's goroutine.
+	if _, err := t.Write(p.poem); err == nil {
+		t.LoseConnection()
+	}
+}
+
+func (p *protocol) DataReceived([]byte)  {}
+func (p *protocol) ConnectionLost(error) {}

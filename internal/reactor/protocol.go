@@ -1,0 +1,62 @@
+// Package reactor is twistd's networking core (Twisted's reactor, endpoints
+// and internet services) built on Go's netpoller: one goroutine reads each
+// connection and delivers its events to a Protocol, so a protocol's
+// callbacks never run concurrently.
+package reactor
+
+import "net"
+
+// Protocol receives the events of one connection. All three methods are
+// called from the connection's own goroutine, never concurrently. They
+// should return quickly: long work (a file transfer, a slow lookup) belongs
+// in a goroutine the protocol owns and ends in ConnectionLost.
+type Protocol interface {
+	ConnectionMade(t Transport)
+	// DataReceived gets bytes as they arrive; p is only valid during the
+	// call (the buffer is reused).
+	DataReceived(p []byte)
+	// ConnectionLost is called once, after the socket is closed. reason is
+	// nil for a clean close by either side.
+	ConnectionLost(reason error)
+}
+
+// Transport is a protocol's handle on its connection.
+type Transport interface {
+	// Write sends p. It is safe from any goroutine; writes are not
+	// interleaved. It returns when the bytes are in the kernel's buffer, so a
+	// peer that does not read slows the writer down instead of growing
+	// memory. A write that fails closes the connection.
+	Write(p []byte) (int, error)
+	// LoseConnection closes the connection after everything written so far
+	// has been sent, and waits briefly for the peer to close its side so it
+	// is not sent a reset. Safe from any goroutine.
+	LoseConnection()
+	// AbortConnection closes at once, discarding unsent data (TCP reset).
+	AbortConnection()
+	// PauseProducing stops reading from the peer until ResumeProducing.
+	PauseProducing()
+	ResumeProducing()
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+}
+
+// Factory builds one Protocol per accepted connection.
+type Factory interface {
+	BuildProtocol(remote net.Addr) Protocol
+}
+
+// FactoryFunc adapts a function to Factory.
+type FactoryFunc func(remote net.Addr) Protocol
+
+// BuildProtocol calls f.
+func (f FactoryFunc) BuildProtocol(remote net.Addr) Protocol { return f(remote) }
+
+// StopRequester is implemented by protocols that can end early when the
+// server shuts down (an idle echo session, a chat client). StopRequested is
+// called on the connection's goroutine, like the other callbacks, when the
+// listener starts its graceful stop; the protocol typically finishes what it
+// promised and calls LoseConnection. Protocols without it keep running
+// until they close or the grace period ends.
+type StopRequester interface {
+	StopRequested()
+}
