@@ -22,6 +22,12 @@ type Options struct {
 	Prefix      string
 	EUID        bool
 	Grace       time.Duration
+
+	// Application files and profiling (application.go, profile.go).
+	Application string
+	Check       bool
+	Profile     string
+	ProfileMem  string
 }
 
 // notYet lists runner flags declared for the daemon issue and refused until

@@ -38,6 +38,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	code := codeOf(err)
+	if lines, ok := errorLines(err); ok {
+		for _, l := range lines {
+			fmt.Fprintf(stderr, "twistd: %s\n", l)
+		}
+		return code
+	}
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	var inv *pflag.InvalidValueError
 	if errors.As(err, &inv) && !strings.Contains(msg, ": invalid value ") {
@@ -101,6 +107,9 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Application != "" {
+				return runApplication(opts, cmd.Flags(), stdout, stderr)
+			}
 			cmd.SetOut(stderr)
 			cmd.Usage()
 			return usageErrorf("no plugin given")
@@ -114,12 +123,14 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(flagError)
 	root.AddGroup(&cobra.Group{ID: "plugins", Title: "Plugins:"})
 	opts.register(root.Flags())
+	opts.registerApp(root.Flags())
 	root.Flags().BoolP("help", "h", false, "show this help")
 	root.Flags().Bool("version", false, "show the version")
 
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
+	root.AddCommand(checkCommand(opts, stdout, stderr))
 	return root
 }
 
@@ -139,6 +150,12 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if missing := plugins.MissingRequired(cmd.Flags()); len(missing) > 0 {
 				return usageErrorf("%s: missing required option %s", m.Name, strings.Join(missing, ", "))
+			}
+			if opts.Application != "" {
+				return usageErrorf("give an application file (-y) or a plugin, not both")
+			}
+			if opts.Check {
+				return checkPlugin(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
 			}
 			return run(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
 		},
