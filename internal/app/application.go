@@ -65,7 +65,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 		errs = append(errs, &appfile.Error{Msg: rerr.Error()})
 	}
 	if len(errs) > 0 {
-		return withCode(ExitUsage, errs)
+		return withCode(ExitUsage, errs.Sorted())
 	}
 	for _, s := range top {
 		if err := r.root.Add(s); err != nil {

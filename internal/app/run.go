@@ -97,6 +97,11 @@ func (r *runner) run() error {
 	defer sink.Close()
 	r.out.Set(sink)
 	slog.SetDefault(r.log)
+	prof, err := startProfiles(r.opts, r.log)
+	if err != nil {
+		return failure(err)
+	}
+	defer prof.stop()
 
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))

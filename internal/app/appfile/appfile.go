@@ -71,7 +71,8 @@ func (es Errors) Unwrap() []error {
 	return out
 }
 
-func (es Errors) sorted() Errors {
+// Sorted orders the problems by line, keeping the order of those on one line.
+func (es Errors) Sorted() Errors {
 	slices.SortStableFunc(es, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
 	return es
 }
@@ -136,7 +137,7 @@ func Parse(file string, data []byte) (*App, error) {
 	d := &decoder{file: file, lines: keyLines(data)}
 	app := d.app(doc)
 	if len(d.errs) > 0 {
-		return app, d.errs.sorted()
+		return app, d.errs.Sorted()
 	}
 	return app, nil
 }

@@ -57,7 +57,7 @@ func (a *App) Build(log *slog.Logger) ([]service.Service, error) {
 	}
 	checkAddresses(built, errorf)
 	if len(errs) > 0 {
-		return nil, errs.sorted()
+		return nil, errs.Sorted()
 	}
 	return top, nil
 }
