@@ -41,14 +41,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	}
 	errs = append(errs, applyRunnerSettings(app, flags)...)
 
-	ropts := opts
-	if opts.Check {
-		// Checking runs nothing, so it needs no foreground mode.
-		o := *opts
-		o.NoDaemon = true
-		ropts = &o
-	}
-	r, rerr := newRunner(ropts, flags, app.Name, stdout, stderr)
+	r, rerr := newRunner(opts, flags, app.Name, stdout, stderr)
 	var log *slog.Logger
 	if rerr == nil {
 		log = r.log
@@ -123,9 +116,7 @@ const fromFileKey = "twistd_from_file"
 
 // checkPlugin is --check on a plugin command line: build and print.
 func checkPlugin(opts *Options, flags *pflag.FlagSet, name string, build plugins.Build, stdout, stderr io.Writer) error {
-	o := *opts
-	o.NoDaemon = true
-	r, err := newRunner(&o, flags, name, stdout, stderr)
+	r, err := newRunner(opts, flags, name, stdout, stderr)
 	if err != nil {
 		return err
 	}
