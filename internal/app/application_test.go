@@ -130,7 +130,7 @@ func TestCheck(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(stdout, want) || stderr != "" {
 			t.Errorf("twistd %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "runner option --grace=5s (two-poems.toml:11)\n") {
+		if !strings.Contains(stdout, "runner option --grace=5s (two-poems.toml:14)\n") {
 			t.Errorf("twistd %s: runner option not shown:\n%s", strings.Join(args, " "), stdout)
 		}
 	}

@@ -38,6 +38,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	code := codeOf(err)
+	if errors.Is(err, errQuiet) {
+		return code
+	}
 	if lines, ok := errorLines(err); ok {
 		for _, l := range lines {
 			fmt.Fprintf(stderr, "twistd: %s\n", l)
@@ -130,7 +133,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
-	root.AddCommand(checkCommand(opts, stdout, stderr))
+	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr))
 	return root
 }
 
