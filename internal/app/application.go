@@ -18,8 +18,8 @@ import (
 func (o *Options) registerApp(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Application, "application", "y", "", "run the application described in this TOML file instead of one plugin")
 	fs.BoolVar(&o.Check, "check", false, "check the application file (or plugin options), print the service tree and exit")
-	fs.StringVarP(&o.Profile, "profile", "p", "", "write a CPU profile of the whole run to this file (go tool pprof BINARY FILE)")
-	fs.StringVar(&o.ProfileMem, "profile-mem", "", "write a heap profile to this file at shutdown")
+	fs.StringVarP(&o.Profile, "profile", "p", "", "write a CPU profile of the whole run to this file, in the run directory (go tool pprof BINARY FILE)")
+	fs.StringVar(&o.ProfileMem, "profile-mem", "", "write a heap profile to this file at shutdown, in the run directory")
 }
 
 // notInFile are root flags an application file cannot set: they choose what
@@ -129,9 +129,13 @@ func checkPlugin(opts *Options, flags *pflag.FlagSet, name string, build plugins
 
 // checkCommand is `twistd check [FILE]`, the same as -y FILE --check.
 func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "check [FILE]",
 		Short: "check an application file and print its service tree",
+		Long: `Checks an application file as -y FILE would before running it (every
+problem at once, each with its line; exit 2) and prints the service tree
+and the runner options in effect, saying whether each came from the file
+or the command line. The same as twistd -y FILE --check.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("check: give one application file")
@@ -149,6 +153,8 @@ func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
 			return runApplication(opts, cmd.Root().Flags(), stdout, stderr)
 		},
 	}
+	cmd.SetUsageTemplate(commandUsage)
+	return cmd
 }
 
 // errorLines returns the problems of a multi-problem error, one per line.

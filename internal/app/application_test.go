@@ -231,7 +231,7 @@ func TestApplicationFileErrors(t *testing.T) {
 	}{
 		{[]string{"-n", "-y", "missing.toml"}, "twistd: application file missing.toml: no such file or directory (see twistd --help)\n"},
 		{[]string{"-n", "-y", "syntax.toml"}, "twistd: syntax.toml:3: invalid TOML: expected ']]' to close array table name\n"},
-		{[]string{"-n", "-y", "syntax.toml", "fastpoetry", "--poem", "x"}, "twistd: give an application file (-y) or a plugin, not both (see twistd --help)\n"},
+		{[]string{"-n", "-y", "syntax.toml", "fastpoetry"}, "twistd: give an application file (-y) or a plugin, not both (see twistd --help)\n"},
 		{[]string{"check"}, "twistd: check: no application file given (see twistd --help)\n"},
 	} {
 		code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, c.args...)

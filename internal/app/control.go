@@ -22,6 +22,16 @@ import (
 // could not be signalled.
 const ExitUnknown = 4
 
+// commandUsage is the help of the runner's own commands (check, stop,
+// status); the root's template lists plugins instead.
+const commandUsage = `Usage:
+  twistd [runner options] {{.Use}} [options]
+{{with .Long}}
+{{.}}
+{{end}}
+Options of {{.Name}}:
+{{.LocalFlags.FlagUsages}}`
+
 const controlHelp = `The pidfile is --pidfile here, or the runner's --pidfile and --rundir
 given before the command (twistd --rundir /srv/poetry stop), or those of an
 application file (twistd -y app.toml stop); by default twistd.pid in the
@@ -40,7 +50,7 @@ func stopCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
 	var timeout time.Duration
 	var kill bool
 	cmd := &cobra.Command{
-		Use:   "stop [--pidfile F] [--timeout 30s] [--kill]",
+		Use:   "stop",
 		Short: "stop the daemon named by a pidfile",
 		Long: `Sends SIGTERM to the daemon named by the pidfile and waits until it has
 exited and its pidfile is gone, then says how long that took. Past
@@ -65,6 +75,7 @@ removed); 1 did not stop within --timeout (also when --kill ended it);
 	cmd.Flags().StringVar(&pidfile, "pidfile", "", "the daemon's pidfile (default: the runner's --pidfile, twistd.pid)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the daemon to exit")
 	cmd.Flags().BoolVar(&kill, "kill", false, "send SIGKILL when --timeout has passed")
+	cmd.SetUsageTemplate(commandUsage)
 	return cmd
 }
 
@@ -72,7 +83,7 @@ removed); 1 did not stop within --timeout (also when --kill ended it);
 func statusCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
 	var pidfile string
 	cmd := &cobra.Command{
-		Use:   "status [--pidfile F]",
+		Use:   "status",
 		Short: "tell whether the daemon named by a pidfile runs",
 		Long: `Says whether the daemon named by the pidfile runs and, if it does, its
 pid, uptime and what it runs (plugin or application).
@@ -91,6 +102,7 @@ naming a live process).`,
 		},
 	}
 	cmd.Flags().StringVar(&pidfile, "pidfile", "", "the daemon's pidfile (default: the runner's --pidfile, twistd.pid)")
+	cmd.SetUsageTemplate(commandUsage)
 	return cmd
 }
 

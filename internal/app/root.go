@@ -62,11 +62,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 const rootUsage = `Usage:
   twistd [options] PLUGIN [plugin options]
+  twistd [options] -y APPLICATION.toml
   twistd COMMAND [command options]
 
 Runs a compiled-in network plugin as a Unix daemon (or in the foreground
 with --nodaemon). Runner options go before the plugin name, the plugin's
-options after it.
+options after it. An application file runs several services at once.
 
 Options:
 {{.LocalFlags.FlagUsages}}
@@ -151,11 +152,11 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if missing := plugins.MissingRequired(cmd.Flags()); len(missing) > 0 {
-				return usageErrorf("%s: missing required option %s", m.Name, strings.Join(missing, ", "))
-			}
 			if opts.Application != "" {
 				return usageErrorf("give an application file (-y) or a plugin, not both")
+			}
+			if missing := plugins.MissingRequired(cmd.Flags()); len(missing) > 0 {
+				return usageErrorf("%s: missing required option %s", m.Name, strings.Join(missing, ", "))
 			}
 			if opts.Check {
 				return checkPlugin(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)

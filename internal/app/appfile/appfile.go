@@ -16,6 +16,12 @@
 //	port = 10001
 //	poem = "frost.txt"
 //
+// Values are those of the command line: option names without "--", numbers
+// may be written as TOML integers, flags that take several values take a
+// list. Relative paths mean what they would on the command line: the
+// runner's pidfile and logfile are in the run directory, and a plugin's
+// files are opened after the runner has changed to it.
+//
 // Loading checks the file's shape; Build makes every service through its
 // plugin and checks the whole. Every problem found is reported at once,
 // each naming the file and line, and nothing is bound or opened on the way.
