@@ -30,5 +30,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 5 ./... | tee bench.out
 
+# Man pages from the cobra command tree (dated by SOURCE_DATE_EPOCH, or a
+# fixed date); cmd/gen-man's test fails when man/ is stale.
+man:
+	$(GO) run ./cmd/gen-man man
+
 clean:
 	rm -rf bin bench.out

@@ -98,6 +98,9 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 		if err != nil {
 			return nil, failure(err)
 		}
+		if err := c.Possible(); err != nil {
+			return nil, failure(fmt.Errorf("cannot drop privileges to %s: %w", c, err))
+		}
 		p.creds = c
 	} else {
 		p.creds = &daemon.Credentials{UID: -1, GID: -1}

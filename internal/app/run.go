@@ -139,7 +139,7 @@ func (r *runner) run() error {
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))
 
-	if r.proc.creds.Requested() {
+	if r.proc.creds.Requested() && os.Geteuid() == 0 {
 		// Give the log to the target user now, while we may: lumberjack
 		// must rename and recreate it after the drop.
 		if err := sink.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
@@ -195,7 +195,7 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 	if pid.Previous != "" {
 		r.log.Warn(fmt.Sprintf("replaced pidfile %s holding %s", pid.Path(), pid.Previous))
 	}
-	if r.proc.creds.Requested() {
+	if r.proc.creds.Requested() && os.Geteuid() == 0 {
 		if err := pid.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
 			pid.Release()
 			return nil, err

@@ -10,7 +10,7 @@ import (
 )
 
 // openSyslog connects to syslog (network "" = the local /dev/log socket).
-// Lines must come from a TextHandler with Options.Priority set: the
+// Lines must come from a TextHandler with Options.Journal set: the
 // writer takes each line's <N> prefix as the message's severity.
 func openSyslog(network, addr, tag string) (*Sink, error) {
 	if tag == "" {

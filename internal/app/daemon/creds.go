@@ -99,6 +99,20 @@ func idString(n int) string {
 	return strconv.Itoa(n)
 }
 
+var errNotRoot = errors.New("not running as root")
+
+// Possible reports whether Drop can succeed: as root, or when the process
+// already has the target ids. The runner checks it before daemonizing.
+func (c *Credentials) Possible() error {
+	if !c.Requested() || os.Geteuid() == 0 {
+		return nil
+	}
+	if (c.UID < 0 || c.UID == os.Geteuid()) && (c.GID < 0 || c.GID == os.Getegid()) {
+		return nil
+	}
+	return errNotRoot
+}
+
 // Drop switches to the credentials: supplementary groups, then the group,
 // then the user (setgroups and setgid need root, so setuid comes last). Go
 // applies each call to every thread of the process. Without --euid the
@@ -120,7 +134,7 @@ func (c *Credentials) Drop() (warning string, err error) {
 		if os.Geteuid() == uid && os.Getegid() == gid {
 			return fmt.Sprintf("already running as uid %d gid %d; nothing to drop", uid, gid), nil
 		}
-		return "", fmt.Errorf("cannot switch to %s: not running as root", c)
+		return "", errNotRoot
 	}
 	if err := syscall.Setgroups(c.Groups); err != nil {
 		return "", fmt.Errorf("cannot set groups %v: %w", c.Groups, err)
