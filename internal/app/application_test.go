@@ -83,7 +83,7 @@ func stopClean(t *testing.T, p *testutil.Proc) {
 	}
 }
 
-func portFree(t *testing.T, port int) {
+func mustBeFree(t *testing.T, port int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -118,7 +118,7 @@ func TestExampleTwoPoems(t *testing.T) {
 		t.Errorf("want dickinson stopped before frost:\n%s", out)
 	}
 	for _, port := range ports {
-		portFree(t, port)
+		mustBeFree(t, port)
 	}
 }
 
@@ -212,8 +212,8 @@ options = { poem = "p.txt", port = "tcp:0", iface = true }
 	if stdout != "" {
 		t.Errorf("something ran:\n%s", stdout)
 	}
-	portFree(t, good)
-	portFree(t, clash)
+	mustBeFree(t, good)
+	mustBeFree(t, clash)
 
 	// check reports the same, also exit 2.
 	code, _, stderr2 := testutil.Run(t, dir, 10*time.Second, "check", "bad.toml")
@@ -260,7 +260,7 @@ options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "p.tx
 	run := func(logfile string, args ...string) {
 		t.Helper()
 		p := testutil.Start(t, dir, append(args, "-y", "app.toml")...)
-		waitFile(t, filepath.Join(dir, logfile), "[-] started\n", p)
+		waitFile(t, filepath.Join(dir, logfile), "[-] started\n", 10*time.Second)
 		if got := readAll(t, port); got != "a poem\n" {
 			t.Errorf("got %q", got)
 		}
@@ -279,24 +279,6 @@ options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "p.tx
 	if _, err := os.Stat(filepath.Join(dir, "file.log")); err == nil {
 		t.Error("file.log written although --logfile was given")
 	}
-}
-
-// waitFile waits until path contains s (bounded), failing early if p
-// exits.
-func waitFile(t *testing.T, path, s string, p *testutil.Proc) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
-			return
-		}
-		if p.Cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(path)
-	t.Fatalf("%s has no %q:\n%s\nstderr:\n%s", path, s, b, p.Stderr)
 }
 
 func TestProfiles(t *testing.T) {

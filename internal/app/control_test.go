@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,43 +14,6 @@ import (
 
 	"github.com/twistd-go/twistd/internal/testutil"
 )
-
-// startDaemon starts a real daemon (no --nodaemon) in dir and returns the
-// pid its pidfile names. The daemon is not our child: cleanup kills it by
-// that pid if a test left it running.
-func startDaemon(t *testing.T, dir, pidfile string, args ...string) int {
-	t.Helper()
-	code, stdout, stderr := testutil.Run(t, dir, 20*time.Second, args...)
-	if code != 0 {
-		t.Fatalf("daemon start: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, pidfile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("pidfile holds %q", b)
-	}
-	t.Cleanup(func() {
-		if !gone(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Logf("killed daemon %d at cleanup", pid)
-		}
-	})
-	return pid
-}
-
-// gone reports whether pid has exited: no such process, or a zombie (the
-// daemon's parent is init, which may reap it late).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	return strings.HasPrefix(strings.TrimSpace(s[strings.LastIndexByte(s, ')')+1:]), "Z")
-}
 
 // ctl runs a control command and checks its exit code and that its output
 // matches the pattern.
@@ -73,14 +35,14 @@ func TestStatusAndStopDaemon(t *testing.T) {
 	ctl(t, dir, 3, `^twistd is not running \(no pidfile `+pidPath+`\)\n$`, "status", "--pidfile", "p.pid")
 	ctl(t, dir, 0, `^twistd is not running \(no pidfile `+pidPath+`\)\n$`, "stop", "--pidfile", "p.pid")
 
-	pid := startDaemon(t, dir, "p.pid", "--pidfile", "p.pid", "--logfile", "d.log", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "p.txt")
+	pid := startDaemon(t, dir, filepath.Join(dir, "p.pid"), "--pidfile", "p.pid", "--logfile", "d.log", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "p.txt")
 	ctl(t, dir, 0, fmt.Sprintf(`^twistd is running: pid %d, up \d+s, plugin fastpoetry\n$`, pid), "status", "--pidfile", "p.pid")
 	// The runner's own --pidfile before the command works too.
 	ctl(t, dir, 0, fmt.Sprintf(`^twistd is running: pid %d,`, pid), "--pidfile", "p.pid", "status")
 
 	out := ctl(t, dir, 0, fmt.Sprintf(`^stopped twistd \(pid %d\) in \d+\.\d\ds\n$`, pid), "stop", "--pidfile", "p.pid")
 	t.Log(strings.TrimSpace(out))
-	if !gone(pid) {
+	if alive(pid) {
 		t.Errorf("pid %d still exists after stop", pid)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p.pid")); !errors.Is(err, os.ErrNotExist) {
@@ -124,20 +86,20 @@ func TestStalePidfiles(t *testing.T) {
 // pidfile comes from the application file.
 func TestStopTimeoutAndKill(t *testing.T) {
 	dir, _ := exampleCopy(t, "two-poems.toml")
-	pid := startDaemon(t, dir, "poetry.pid", "-y", "two-poems.toml")
+	pid := startDaemon(t, dir, filepath.Join(dir, "poetry.pid"), "-y", "two-poems.toml")
 	ctl(t, dir, 0, fmt.Sprintf(`^twistd is running: pid %d, up \d+s, application poetry \(two-poems.toml\)\n$`, pid), "-y", "two-poems.toml", "status")
 
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	ctl(t, dir, 1, fmt.Sprintf(`^twistd: pid %d still running 300ms after SIGTERM \(--kill sends SIGKILL\)\n$`, pid), "-y", "two-poems.toml", "stop", "--timeout", "300ms")
-	if gone(pid) {
+	if !alive(pid) {
 		t.Fatal("daemon gone without --kill")
 	}
 	ctl(t, dir, 0, `^twistd is running`, "-y", "two-poems.toml", "status")
 
 	ctl(t, dir, 1, fmt.Sprintf(`^twistd: pid %d did not stop within 300ms after SIGTERM; killed it \(SIGKILL\)\n$`, pid), "-y", "two-poems.toml", "stop", "--timeout", "300ms", "--kill")
-	if !gone(pid) {
+	if alive(pid) {
 		t.Error("daemon survived --kill")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "poetry.pid")); !errors.Is(err, os.ErrNotExist) {
