@@ -183,8 +183,8 @@ func (d *decoder) app(doc map[string]any) *App {
 			d.errorf(d.line(k), "unknown key %q (an application file has name, [runner] and [[service]])", k)
 		}
 	}
-	if len(app.Services) == 0 && doc["service"] == nil {
-		d.errorf(1, "no services: describe each in a [[service]] table")
+	if list, ok := doc["service"].([]any); doc["service"] == nil || ok && len(list) == 0 {
+		d.errorf(d.line("service"), "no services: describe each in a [[service]] table")
 	}
 	d.checkNames(app)
 	return app

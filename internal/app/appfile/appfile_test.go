@@ -94,6 +94,8 @@ func TestErrorsAllAtOnceWithLines(t *testing.T) {
 		{"syntax", "name = \"x\"\n[[service]\n", []string{"app.toml:2: invalid TOML: "}},
 		{"duplicate key", "name = \"a\"\nname = \"b\"\n", []string{"app.toml:2: invalid TOML: "}},
 		{"no services", "name = \"x\"\n", []string{"app.toml:1: no services"}},
+		{"empty services", "name = \"x\"\n\nservice = []\n", []string{"app.toml:3: no services"}},
+		{"services not tables", "service = [1]\n", []string{"app.toml:1: each service must be a table, not an integer"}},
 		{"unknown keys", `nmae = "x"
 [[service]]
 plugin = "fastpoetry"
@@ -198,4 +200,32 @@ options = { poem = "p", port = 0 }
 			}
 		})
 	}
+}
+
+// FuzzParse: any input gives an App or Errors with lines inside the file,
+// never a panic. `go test` runs the seeds; `go test -fuzz FuzzParse` more.
+func FuzzParse(f *testing.F) {
+	f.Add("[[service]]\nplugin = \"fastpoetry\"\noptions = { port = 1, poem = \"p\" }\n")
+	f.Add("a.b.c = 1\n[a.d]\n[[x.y]]\n[[x.y]]\nz = [{q = 1}, [2]]\n")
+	f.Add("[runner]\ngrace = 1979-05-27T07:32:00Z\n[[service]]\n\"quoted.key\" = 'v'\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		app, err := Parse("f.toml", []byte(src))
+		if err == nil {
+			if app == nil {
+				t.Fatal("nil App without error")
+			}
+			app.Build(nil)
+			return
+		}
+		var es Errors
+		if !errors.As(err, &es) || len(es) == 0 {
+			t.Fatalf("error %T: %v", err, err)
+		}
+		lines := strings.Count(src, "\n") + 1
+		for _, e := range es {
+			if e.Line < 1 || e.Line > lines {
+				t.Fatalf("line %d outside 1..%d: %v", e.Line, lines, e)
+			}
+		}
+	})
 }
