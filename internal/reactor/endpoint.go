@@ -240,6 +240,10 @@ func listenSystemd(ep Endpoint) (net.Listener, error) {
 	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
 	if pid != os.Getpid() || n <= 0 {
+		if pid > 0 && pid != os.Getpid() {
+			// A daemonized child inherits the variables but not the sockets.
+			return nil, fmt.Errorf("%s: the sockets passed by systemd belong to pid %d, not this process (socket activation needs --nodaemon)", ep, pid)
+		}
 		return nil, fmt.Errorf("%s: no sockets passed by systemd (LISTEN_FDS/LISTEN_PID not set for this process)", ep)
 	}
 	if ep.Index >= n {
