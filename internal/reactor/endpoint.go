@@ -177,6 +177,9 @@ func (ep Endpoint) String() string {
 		}
 		return fmt.Sprintf("tcp:%d:interface=%s", ep.Port, esc(ep.Interface))
 	case "unix":
+		if ep.Mode != 0 && ep.Mode != 0o666 {
+			return fmt.Sprintf("unix:%s:mode=%o", esc(ep.Path), ep.Mode)
+		}
 		return "unix:" + esc(ep.Path)
 	case "systemd":
 		return fmt.Sprintf("systemd:domain=%s:index=%d", ep.Domain, ep.Index)
