@@ -83,6 +83,16 @@ func statField(t *testing.T, pid, n int) int {
 	return v
 }
 
+// stopDaemon sends SIGTERM and expects a clean exit that removes the pidfile.
+func stopDaemon(t *testing.T, pid int, pidfile string) {
+	t.Helper()
+	syscall.Kill(pid, syscall.SIGTERM)
+	waitGone(t, pid, 10*time.Second)
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pidfile left after SIGTERM: %v", err)
+	}
+}
+
 func waitGone(t *testing.T, pid int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -134,11 +134,7 @@ func TestLogRotationLosesNothing(t *testing.T) {
 			t.Errorf("%s owned by uid %d, want nobody", f, fi.Sys().(*syscall.Stat_t).Uid)
 		}
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
-	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-		t.Errorf("pidfile left after SIGTERM: %v", err)
-	}
+	stopDaemon(t, pid, pidfile)
 }
 
 // logrotate's move-then-signal: after mv and SIGUSR1 later lines land in a
@@ -183,11 +179,7 @@ func TestSIGUSR1ReopensMovedLog(t *testing.T) {
 	if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/2", pid)); got != logPath {
 		t.Errorf("daemon stderr -> %q after reopen, want %q", got, logPath)
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
-	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-		t.Errorf("pidfile left after SIGTERM: %v", err)
-	}
+	stopDaemon(t, pid, pidfile)
 }
 
 // listenAddr waits for the "listening on ADDR" line in the log.

@@ -26,51 +26,43 @@ func portFree(t *testing.T, addr string) {
 }
 
 // Started as root with --uid nobody --gid nogroup on port 21: the listener
-// is bound as root, then real, effective and saved ids are nobody's.
-func TestPrivilegeDropPort21(t *testing.T) {
+// is bound as root, then real, effective and saved ids are nobody's and
+// the supplementary groups are nogroup only. With --euid only the
+// effective (and filesystem) ids change.
+func TestPrivilegeDrop(t *testing.T) {
 	requireRoot(t)
 	// 127.0.0.3 keeps clear of anything other tests run on port 21.
 	portFree(t, "127.0.0.3:21")
-	dir := nobodyDir(t)
-	writePoem(t, dir)
-	pidfile := filepath.Join(dir, "twistd.pid")
-	pid := startDaemon(t, dir, pidfile, "--uid", "nobody", "--gid", "nogroup", "fastpoetry", "--port", "21", "--iface", "127.0.0.3", "--poem", "poem.txt")
-
-	if got := procIDs(t, pid, "Uid"); !slices.Equal(got, []string{"65534", "65534", "65534", "65534"}) {
-		t.Errorf("Uid: %v, want nobody (65534) four times", got)
+	nobody := []string{"65534", "65534", "65534", "65534"}
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		uid, gid []string
+	}{
+		{"uid and gid", []string{"--uid", "nobody", "--gid", "nogroup"}, nobody, nobody},
+		{"euid", []string{"--uid", "nobody", "--euid"}, []string{"0", "65534", "0", "65534"}, []string{"0", "65534", "0", "65534"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := nobodyDir(t)
+			writePoem(t, dir)
+			pidfile := filepath.Join(dir, "twistd.pid")
+			pid := startDaemon(t, dir, pidfile, append(tc.args, "fastpoetry", "--port", "21", "--iface", "127.0.0.3", "--poem", "poem.txt")...)
+			for key, want := range map[string][]string{"Uid": tc.uid, "Gid": tc.gid, "Groups": {"65534"}} {
+				if got := procIDs(t, pid, key); !slices.Equal(got, want) {
+					t.Errorf("%s: %v, want %v (real, effective, saved, fs)", key, got, want)
+				}
+			}
+			if got := fetch(t, "127.0.0.3:21"); got != testPoem {
+				t.Fatalf("port 21 served %q", got)
+			}
+			log := waitFile(t, filepath.Join(dir, "twistd.log"), "uid/gid 65534/65534", 5*time.Second)
+			bound, dropped := strings.Index(log, "listening on 127.0.0.3:21"), strings.Index(log, "uid/gid 65534/65534")
+			if bound < 0 || bound > dropped {
+				t.Errorf("not bound before the drop:\n%s", log)
+			}
+			stopDaemon(t, pid, pidfile)
+		})
 	}
-	if got := procIDs(t, pid, "Gid"); !slices.Equal(got, []string{"65534", "65534", "65534", "65534"}) {
-		t.Errorf("Gid: %v, want nogroup (65534) four times", got)
-	}
-	if got := procIDs(t, pid, "Groups"); !slices.Equal(got, []string{"65534"}) {
-		t.Errorf("Groups: %v, want only nogroup", got)
-	}
-	if got := fetch(t, "127.0.0.3:21"); got != testPoem {
-		t.Fatalf("port 21 served %q", got)
-	}
-	log := waitFile(t, filepath.Join(dir, "twistd.log"), "set uid/gid 65534/65534", 5*time.Second)
-	if strings.Index(log, "listening on 127.0.0.3:21") > strings.Index(log, "set uid/gid") {
-		t.Errorf("dropped before binding:\n%s", log)
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
-	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-		t.Errorf("dropped daemon left its pidfile: %v", err)
-	}
-}
-
-// --euid changes only the effective ids.
-func TestPrivilegeDropEffectiveOnly(t *testing.T) {
-	requireRoot(t)
-	dir := nobodyDir(t)
-	writePoem(t, dir)
-	pidfile := filepath.Join(dir, "twistd.pid")
-	pid := startDaemon(t, dir, pidfile, "--uid", "nobody", "--euid", "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "poem.txt")
-	if got := procIDs(t, pid, "Uid"); !slices.Equal(got, []string{"0", "65534", "0", "65534"}) {
-		t.Errorf("Uid: %v, want real/saved 0 and effective/fs 65534", got)
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
 }
 
 // A drop that cannot happen is one line and exit 1 with nothing left:
@@ -139,12 +131,8 @@ func TestChroot(t *testing.T) {
 	os.Rename(logPath, filepath.Join(jail, "old.txt"))
 	syscall.Kill(pid, syscall.SIGUSR1)
 	waitFile(t, logPath, "reopened log file /twistd.log", 10*time.Second)
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
+	stopDaemon(t, pid, pidfile)
 	waitFile(t, logPath, "] shut down\n", 5*time.Second)
-	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-		t.Errorf("pidfile left after SIGTERM: %v", err)
-	}
 }
 
 func TestChrootPathsMustBeInside(t *testing.T) {

@@ -60,11 +60,7 @@ func TestDaemonStartsServesAndStops(t *testing.T) {
 		}
 	}
 
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
-	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
-		t.Errorf("pidfile left after SIGTERM: %v", err)
-	}
+	stopDaemon(t, pid, pidfile)
 	log := waitFile(t, logPath, "] shut down\n", 5*time.Second)
 	for _, s := range []string{"received SIGTERM, shutting down", "stopped listening on", "started\n"} {
 		if !strings.Contains(log, s) {
@@ -83,8 +79,7 @@ func TestDaemonUmaskOption(t *testing.T) {
 			t.Errorf("%s: %v %v, want mode %v", f, fi.Mode().Perm(), err, want)
 		}
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
+	stopDaemon(t, pid, pidfile)
 }
 
 // A daemon that fails to start is reported by the starting command with
@@ -200,8 +195,7 @@ func TestPidfileLiveRefusedStaleReplaced(t *testing.T) {
 	if b, _ := os.ReadFile(pidfile); string(b) != fmt.Sprintf("%d\n", pid) {
 		t.Fatalf("refused start changed the pidfile: %q", b)
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
+	stopDaemon(t, pid, pidfile)
 
 	for _, old := range []string{"999999999\n", "not a pid"} {
 		os.WriteFile(pidfile, []byte(old), 0o644)
@@ -210,8 +204,7 @@ func TestPidfileLiveRefusedStaleReplaced(t *testing.T) {
 		if !strings.Contains(log, "WARNING: replaced pidfile "+pidfile) {
 			t.Errorf("no warning about the replaced pidfile %q", old)
 		}
-		syscall.Kill(pid, syscall.SIGTERM)
-		waitGone(t, pid, 10*time.Second)
+		stopDaemon(t, pid, pidfile)
 	}
 }
 
@@ -295,6 +288,5 @@ func TestSimultaneousStartsOneDaemon(t *testing.T) {
 	if len(running) != 1 || running[0] != pid {
 		t.Fatalf("twistd processes in %s: %v; want only %d", dir, running, pid)
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	waitGone(t, pid, 10*time.Second)
+	stopDaemon(t, pid, pidfile)
 }

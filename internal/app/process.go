@@ -50,12 +50,9 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 		return nil, usageErrorf("--logfile - (stdout) needs --nodaemon: a daemon has no terminal")
 	}
 
-	dir, err := filepath.Abs(opts.Rundir)
+	dir, err := absDir("rundir", opts.Rundir)
 	if err != nil {
-		return nil, failure(fmt.Errorf("rundir %s: %w", opts.Rundir, err))
-	}
-	if err := isDir(dir); err != nil {
-		return nil, failure(fmt.Errorf("rundir %s: %w", opts.Rundir, err))
+		return nil, err
 	}
 	p.rundir = dir
 	inRundir := func(f string) string {
@@ -76,12 +73,9 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 	}
 
 	if opts.Chroot != "" {
-		jail, err := filepath.Abs(opts.Chroot)
+		jail, err := absDir("chroot", opts.Chroot)
 		if err != nil {
-			return nil, failure(fmt.Errorf("chroot %s: %w", opts.Chroot, err))
-		}
-		if err := isDir(jail); err != nil {
-			return nil, failure(fmt.Errorf("chroot %s: %w", opts.Chroot, err))
+			return nil, err
 		}
 		p.chroot = jail
 		// The daemon reopens its log and removes its pidfile after the
@@ -108,15 +102,20 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 	return p, nil
 }
 
-func isDir(path string) error {
-	fi, err := os.Stat(path)
+// absDir makes the directory given to --what absolute and checks that it
+// is one (a runtime failure, as twistd reports a missing --rundir).
+func absDir(what, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+	}
 	if err != nil {
-		return bareErr(err)
+		return "", failure(fmt.Errorf("%s %s: %w", what, dir, bareErr(err)))
 	}
-	if !fi.IsDir() {
-		return errors.New("not a directory")
-	}
-	return nil
+	return abs, nil
 }
 
 func within(dir, path string) bool {
