@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -53,23 +52,6 @@ func exampleCopy(t *testing.T, app string) (string, map[int]int) {
 	return dir, ports
 }
 
-// readAll connects to 127.0.0.1:port and returns everything sent until
-// the server closes.
-func readAll(t *testing.T, port int) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // stopClean sends SIGTERM and expects a clean exit with every service
 // stopped.
 func stopClean(t *testing.T, p *testutil.Proc) {
@@ -101,7 +83,7 @@ func TestExampleTwoPoems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := readAll(t, ports[old]); got != string(want) {
+		if got := fetch(t, addr(ports[old])); got != string(want) {
 			t.Errorf("port %d (was %d) sent %q, want %s", ports[old], old, got, poem)
 		}
 	}
@@ -261,7 +243,7 @@ options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "p.tx
 		t.Helper()
 		p := testutil.Start(t, dir, append(args, "-y", "app.toml")...)
 		waitFile(t, filepath.Join(dir, logfile), "[-] started\n", 10*time.Second)
-		if got := readAll(t, port); got != "a poem\n" {
+		if got := fetch(t, addr(port)); got != "a poem\n" {
 			t.Errorf("got %q", got)
 		}
 		p.Signal(t, syscall.SIGTERM)
@@ -289,7 +271,7 @@ func TestProfiles(t *testing.T) {
 	p.WaitFor(t, "[-] started\n", 10*time.Second)
 	port, _ := strconv.Atoi(portStr)
 	for range 50 {
-		readAll(t, port)
+		fetch(t, addr(port))
 	}
 	stopClean(t, p)
 	for _, want := range []string{"wrote the CPU profile cpu.pprof", "wrote the heap profile mem.pprof"} {

@@ -42,7 +42,7 @@ func TestExampleMixed(t *testing.T) {
 	p.WaitFor(t, "[-] started\n", 10*time.Second)
 
 	poem, _ := os.ReadFile(filepath.Join(dir, "poem.txt"))
-	if got := readAll(t, ports[10000]); got != string(poem) {
+	if got := fetch(t, addr(ports[10000])); got != string(poem) {
 		t.Errorf("poetry sent %q", got)
 	}
 
