@@ -279,18 +279,23 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	bin := testutil.Binary(t)
-	for file, typ := range map[string]string{"cpu.pprof": "cpu", "mem.pprof": "alloc_space"} {
-		out, err := exec.Command("go", "tool", "pprof", "-sample_index="+typ, "-top", bin, filepath.Join(dir, file)).CombinedOutput()
-		typ = "Type: " + typ
-		if err != nil || !strings.Contains(string(out), typ) {
-			t.Errorf("go tool pprof %s: %v\n%s", file, err, out)
-		}
-	}
+	checkProfiles(t, dir)
 
 	// A profile that cannot be written fails the start, exit 1.
 	code, _, stderr := testutil.Run(t, dir, 10*time.Second, "-n", "--profile", "/nonexistent/cpu.pprof", "fastpoetry", "--port", "tcp:0", "--poem", "p.txt")
 	if code != 1 || !strings.Contains(stderr, "twistd: --profile: open /nonexistent/cpu.pprof: no such file or directory") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+// checkProfiles reads dir's cpu.pprof and mem.pprof with go tool pprof.
+func checkProfiles(t *testing.T, dir string) {
+	t.Helper()
+	bin := testutil.Binary(t)
+	for file, typ := range map[string]string{"cpu.pprof": "cpu", "mem.pprof": "alloc_space"} {
+		out, err := exec.Command("go", "tool", "pprof", "-sample_index="+typ, "-top", bin, filepath.Join(dir, file)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Type: "+typ) {
+			t.Errorf("go tool pprof %s: %v\n%s", file, err, out)
+		}
 	}
 }

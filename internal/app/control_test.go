@@ -114,3 +114,19 @@ func TestStopUsage(t *testing.T) {
 	ctl(t, dir, 2, `^twistd: unknown command "x" for "twistd stop"|^twistd: .*x`, "stop", "x")
 	ctl(t, dir, 2, `^twistd: status: no pidfile`, "--pidfile", "", "status")
 }
+
+// TestStopWaitsForProfiles: a daemon writes its profiles after removing
+// its pidfile; stop returns only once the process is gone, so both files
+// are complete when it does.
+func TestStopWaitsForProfiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.txt"), []byte("a poem\n"), 0o644)
+	port := testutil.FreePort(t)
+	startDaemon(t, dir, filepath.Join(dir, "twistd.pid"), "--profile", "cpu.pprof", "--profile-mem", "mem.pprof",
+		"fastpoetry", "--port", fmt.Sprint(port), "--iface", "127.0.0.1", "--poem", "p.txt")
+	for range 20 {
+		fetch(t, addr(port))
+	}
+	ctl(t, dir, 0, `^stopped twistd`, "stop")
+	checkProfiles(t, dir)
+}
