@@ -393,7 +393,7 @@ func TestBindPermissionDenied(t *testing.T) {
 	}
 	poem, _ := writePoem(t, 10)
 	os.Chmod(filepath.Dir(poem), 0o755)
-	cmd := exec.Command(testutil.Binary(t), "-n", "fastpoetry", "--port", "tcp:81:interface=127.0.0.1", "--poem", poem)
+	cmd := exec.Command(testutil.Binary(t), "-n", "--pidfile=", "fastpoetry", "--port", "tcp:81:interface=127.0.0.1", "--poem", poem)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	// t.TempDir's parent is private to root; nobody needs a directory it can enter.
 	dir, err := os.MkdirTemp("", "twistd-nobody-")
