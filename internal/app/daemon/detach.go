@@ -163,13 +163,22 @@ func (s *Status) report(line string, out *os.File) error {
 		return nil
 	}
 	s.done = true
-	_, err := os.Stdout.WriteString(line + "\n")
 	if out == nil {
 		out = s.null
 	}
-	err = errors.Join(err, Redirect(out))
-	s.null.Close()
-	return err
+	defer s.null.Close()
+	// The verdict goes out only after stdout and stderr have left the
+	// parent's pipe, so when the parent returns the daemon no longer holds
+	// it: keep a private copy of the pipe for the one line.
+	pipeFd, err := unix.Dup(1)
+	if err != nil {
+		return fmt.Errorf("status pipe: %w", err)
+	}
+	pipe := os.NewFile(uintptr(pipeFd), "status-pipe")
+	defer pipe.Close()
+	err = Redirect(out)
+	_, werr := pipe.WriteString(line + "\n")
+	return errors.Join(err, werr)
 }
 
 // Redirect points stdout and stderr at f, e.g. at the reopened log file.
