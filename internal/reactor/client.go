@@ -163,7 +163,7 @@ func (s *ClientService) loop(ctx context.Context, done chan struct{}) {
 
 // serve runs one connection until it closes.
 func (s *ClientService) serve(nc net.Conn) {
-	c := newConn(nc, s.factory.BuildProtocol(nc.RemoteAddr()), s.log, connConfig{})
+	c := newConn(nc, s.factory.BuildProtocol(nc.RemoteAddr()), s.log, connConfig{bufSize: s.ReadBufferSize})
 	c.made = func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -176,11 +176,7 @@ func (s *ClientService) serve(nc net.Conn) {
 		s.connected = make(chan struct{})
 	}
 	s.log.Info("connected to " + nc.RemoteAddr().String())
-	size := s.ReadBufferSize
-	if size <= 0 {
-		size = DefaultReadBufferSize
-	}
-	c.serve(size)
+	c.serve()
 	s.mu.Lock()
 	s.cur = nil
 	s.mu.Unlock()

@@ -41,23 +41,48 @@ type conn struct {
 	stopReq bool // a graceful stop asked to interrupt the read
 
 	sent, recv atomic.Int64
+	last       atomic.Int64 // clock time of the last byte either way (idle timeout)
+
+	tmu       sync.Mutex
+	idleTimer Timer
+	ended     bool // serve returned; no more idle checks
 }
 
 // connConfig holds the per-connection settings a Port or ClientService
 // passes on.
 type connConfig struct {
+	bufSize      int
+	idleTimeout  time.Duration // 0: none
+	writeTimeout time.Duration // 0: none
+	clock        Clock
 }
 
 func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
+	if cfg.bufSize <= 0 {
+		cfg.bufSize = DefaultReadBufferSize
+	}
+	cfg.clock = orReal(cfg.clock)
 	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
 	c.pcond = sync.NewCond(&c.pmu)
 	return c
 }
 
 // serve runs the connection until it closes. It never panics.
-func (c *conn) serve(bufSize int) {
+func (c *conn) serve() {
 	var reason error
+	if c.cfg.idleTimeout > 0 {
+		c.touch()
+		c.tmu.Lock()
+		c.idleTimer = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
+		c.tmu.Unlock()
+	}
 	defer func() {
+		c.tmu.Lock()
+		c.ended = true
+		if c.idleTimer != nil {
+			c.idleTimer.Stop()
+		}
+		c.tmu.Unlock()
 		c.nc.Close()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
 		c.log.Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
@@ -69,7 +94,7 @@ func (c *conn) serve(bufSize int) {
 	if c.made != nil {
 		c.made()
 	}
-	buf := make([]byte, bufSize)
+	buf := make([]byte, c.cfg.bufSize)
 	for {
 		if c.waitResumed() {
 			if !c.safely(c.deliverStop) {
@@ -81,6 +106,9 @@ func (c *conn) serve(bufSize int) {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
 			c.recv.Add(int64(n))
+			if c.cfg.idleTimeout > 0 {
+				c.touch()
+			}
 			if !c.closing.Load() && !c.safely(func() { c.proto.DataReceived(buf[:n]) }) {
 				reason = errPanic
 				return
@@ -157,15 +185,54 @@ func (c *conn) deliverStop() {
 	c.proto.(StopRequester).StopRequested()
 }
 
+// touch records activity for the idle timeout.
+func (c *conn) touch() { c.last.Store(c.cfg.clock.Now().UnixNano()) }
+
+// checkIdle runs on the idle timer: it closes the connection if nothing
+// moved for the whole timeout, else re-arms for the time left. Keeping one
+// timer and a timestamp costs less per read than resetting a timer.
+func (c *conn) checkIdle() {
+	idle := time.Duration(c.cfg.clock.Now().UnixNano() - c.last.Load())
+	c.tmu.Lock()
+	if c.ended || c.closing.Load() {
+		c.tmu.Unlock()
+		return
+	}
+	if left := c.cfg.idleTimeout - idle; left > 0 {
+		c.idleTimer = c.cfg.clock.AfterFunc(left, c.checkIdle)
+		c.tmu.Unlock()
+		return
+	}
+	c.tmu.Unlock()
+	c.log.Info(fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
+	// A write blocked on a peer that does not read holds wmu; nothing can
+	// be flushed then, so close hard.
+	if c.wmu.TryLock() {
+		c.loseLocked()
+		c.wmu.Unlock()
+		return
+	}
+	c.AbortConnection()
+}
+
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
+	if c.cfg.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	}
 	n, err := c.nc.Write(p)
 	c.sent.Add(int64(n))
+	if n > 0 && c.cfg.idleTimeout > 0 {
+		c.touch()
+	}
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
+			c.log.Info(fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
+		}
 		c.AbortConnection()
 	}
 	return n, err
@@ -174,6 +241,11 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) LoseConnection() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.loseLocked()
+}
+
+// loseLocked is LoseConnection with wmu held.
+func (c *conn) loseLocked() {
 	if c.closing.Swap(true) {
 		return
 	}
