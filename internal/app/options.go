@@ -22,6 +22,9 @@ type Options struct {
 	Prefix      string
 	EUID        bool
 	Grace       time.Duration
+	// MaxConnections reaches every listener through the ctx of Start
+	// (reactor.WithMaxConnections).
+	MaxConnections int
 }
 
 // notYet lists runner flags declared for the daemon issue and refused until
@@ -44,4 +47,5 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Prefix, "prefix", "twistd", "syslog tag")
 	fs.BoolVar(&o.EUID, "euid", false, "set only the effective user and group ids")
 	fs.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a shutdown waits for connections in flight")
+	fs.IntVar(&o.MaxConnections, "max-connections", 0, "serve at most this many connections per listener; more clients wait unread, in order (0 = no limit)")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
 )
 
 // runner carries one run of the lifecycle (DESIGN.md): build → open logs →
@@ -44,6 +45,9 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	}
 	if opts.Grace < 0 {
 		return nil, usageErrorf("invalid value %q for --grace: must not be negative", opts.Grace)
+	}
+	if opts.MaxConnections < 0 {
+		return nil, usageErrorf("invalid value %d for --max-connections: must not be negative", opts.MaxConnections)
 	}
 	if opts.LogMaxSize <= 0 {
 		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be at least 1 (MiB)", opts.LogMaxSize)
@@ -101,7 +105,7 @@ func (r *runner) run() error {
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))
 
-	ctx := context.Background()
+	ctx := reactor.WithMaxConnections(context.Background(), r.opts.MaxConnections)
 	if err := r.root.PrivilegedStart(ctx); err != nil {
 		return r.startFailed(err)
 	}
