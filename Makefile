@@ -26,9 +26,11 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Benchmarks compare each server with a bare stdlib server in the same run.
+# Benchmarks compare each server with a bare stdlib server in the same run;
+# the table gives medians over the runs and twistd/bare ratios.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3s -count 5 ./... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./... | tee bench.out
+	@awk -f tools/benchtable.awk bench.out
 
 # Man pages from the cobra command tree (dated by SOURCE_DATE_EPOCH, or a
 # fixed date); cmd/gen-man's test fails when man/ is stale.

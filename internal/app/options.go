@@ -23,6 +23,9 @@ type Options struct {
 	EUID        bool
 	Grace       time.Duration
 	StartWait   time.Duration
+	// MaxConnections reaches every listener through the ctx of Start
+	// (reactor.WithMaxConnections).
+	MaxConnections int
 
 	// Application files and profiling (application.go, profile.go).
 	Application string
@@ -48,4 +51,5 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EUID, "euid", false, "set only the effective user and group ids")
 	fs.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a shutdown waits for connections in flight")
 	fs.DurationVar(&o.StartWait, "start-timeout", time.Minute, "how long the starting command waits for the daemon to report ready")
+	fs.IntVar(&o.MaxConnections, "max-connections", 0, "serve at most this many connections per listener; more clients wait unread, in order (0 = no limit)")
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
 )
 
 // runner carries one run of the lifecycle (DESIGN.md): build → daemonize →
@@ -46,6 +47,9 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	}
 	if opts.StartWait <= 0 {
 		return nil, usageErrorf("invalid value %q for --start-timeout: must be positive", opts.StartWait)
+	}
+	if opts.MaxConnections < 0 {
+		return nil, usageErrorf("invalid value %d for --max-connections: must not be negative", opts.MaxConnections)
 	}
 	if opts.LogMaxSize <= 0 {
 		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be at least 1 (MiB)", opts.LogMaxSize)
@@ -152,7 +156,7 @@ func (r *runner) run() error {
 	}
 	defer r.releasePidfile(pid)
 
-	ctx := context.Background()
+	ctx := reactor.WithMaxConnections(context.Background(), r.opts.MaxConnections)
 	if err := r.root.PrivilegedStart(ctx); err != nil {
 		return r.startFailed(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,49 +24,6 @@ const (
 	lingerTimeout = 5 * time.Second
 	lingerPoll    = 250 * time.Millisecond
 )
-
-// errPanic marks a connection closed because its protocol panicked.
-var errPanic = errors.New("protocol handler panicked")
-
-// conn is the Transport of one connection; its serve method is the
-// connection's goroutine.
-type conn struct {
-	nc     net.Conn
-	proto  Protocol
-	log    *slog.Logger // the port's; lines about this connection add tag()
-	system string       // the port's System
-	seq    uint64
-
-	wmu     sync.Mutex // serialises writes and the half-close after them
-	closing atomic.Bool
-
-	pmu     sync.Mutex
-	pcond   *sync.Cond
-	paused  bool
-	stopReq bool // a graceful stop asked to interrupt the read
-
-	sent, recv atomic.Int64
-
-	// linger state, used only by the read goroutine after LoseConnection.
-	lingerUnsent   int
-	lingerProgress time.Time
-}
-
-func newConn(nc net.Conn, proto Protocol, log *slog.Logger, system string, seq uint64) *conn {
-	c := &conn{nc: nc, proto: proto, log: log, system: system, seq: seq}
-	c.pcond = sync.NewCond(&c.pmu)
-	return c
-}
-
-// tag is the connection's log system, "System,N,peer" as in twistd. It is
-// built only when a line is logged, off the accept path.
-func (c *conn) tag() string {
-	peer := c.nc.RemoteAddr().String()
-	if peer == "" || peer == "@" {
-		peer = "unix"
-	}
-	return c.system + "," + strconv.FormatUint(c.seq, 10) + "," + peer
-}
 
 // bufPools hold read buffers by size, so a connection costs no buffer
 // allocation once the pool is warm.
@@ -87,20 +43,88 @@ func putBuf(b *[]byte) {
 	}
 }
 
+// errPanic marks a connection closed because its protocol panicked.
+var errPanic = errors.New("protocol handler panicked")
+
+// conn is the Transport of one connection; its serve method is the
+// connection's goroutine.
+type conn struct {
+	nc    net.Conn
+	proto Protocol
+	log   *slog.Logger
+	// made, if set, runs on the connection's goroutine right after
+	// ConnectionMade returns normally.
+	made func()
+	cfg  connConfig
+
+	wmu     sync.Mutex // serialises writes and the half-close after them
+	closing atomic.Bool
+
+	pmu     sync.Mutex
+	pcond   *sync.Cond
+	paused  bool
+	stopReq bool // a graceful stop asked to interrupt the read
+
+	sent, recv atomic.Int64
+
+	// linger state after LoseConnection; guarded by wmu.
+	lingerUnsent   int
+	lingerProgress time.Time
+	last           atomic.Int64 // clock time of the last byte either way (idle timeout)
+
+	tmu       sync.Mutex
+	idleTimer Timer
+	ended     bool // serve returned; no more idle checks
+}
+
+// connConfig holds the per-connection settings a Port or ClientService
+// passes on.
+type connConfig struct {
+	bufSize      int
+	idleTimeout  time.Duration // 0: none
+	writeTimeout time.Duration // 0: none
+	clock        Clock
+}
+
+func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
+	if cfg.bufSize <= 0 {
+		cfg.bufSize = DefaultReadBufferSize
+	}
+	cfg.clock = orReal(cfg.clock)
+	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
+	c.pcond = sync.NewCond(&c.pmu)
+	return c
+}
+
 // serve runs the connection until it closes. It never panics.
-func (c *conn) serve(bufSize int) {
+func (c *conn) serve() {
 	var reason error
-	bp := getBuf(bufSize)
+	if c.cfg.idleTimeout > 0 {
+		c.touch()
+		c.tmu.Lock()
+		c.idleTimer = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
+		c.tmu.Unlock()
+	}
 	defer func() {
-		putBuf(bp)
+		c.tmu.Lock()
+		c.ended = true
+		if c.idleTimer != nil {
+			c.idleTimer.Stop()
+		}
+		c.tmu.Unlock()
 		c.nc.Close()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
-		c.log.Info("connection closed", "system", c.tag(), "sent", c.sent.Load(), "received", c.recv.Load())
+		c.log.Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
 	}()
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		reason = errPanic
 		return
 	}
+	if c.made != nil {
+		c.made()
+	}
+	bp := getBuf(c.cfg.bufSize)
+	defer putBuf(bp)
 	buf := *bp
 	for {
 		if c.waitResumed() {
@@ -113,6 +137,9 @@ func (c *conn) serve(bufSize int) {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
 			c.recv.Add(int64(n))
+			if c.cfg.idleTimeout > 0 {
+				c.touch()
+			}
 			if !c.closing.Load() && !c.safely(func() { c.proto.DataReceived(buf[:n]) }) {
 				reason = errPanic
 				return
@@ -135,7 +162,7 @@ func (c *conn) serve(bufSize int) {
 func (c *conn) safely(f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()), "system", c.tag())
+			c.log.Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
 			c.AbortConnection()
 			ok = false
 		}
@@ -189,15 +216,54 @@ func (c *conn) deliverStop() {
 	c.proto.(StopRequester).StopRequested()
 }
 
+// touch records activity for the idle timeout.
+func (c *conn) touch() { c.last.Store(c.cfg.clock.Now().UnixNano()) }
+
+// checkIdle runs on the idle timer: it closes the connection if nothing
+// moved for the whole timeout, else re-arms for the time left. Keeping one
+// timer and a timestamp costs less per read than resetting a timer.
+func (c *conn) checkIdle() {
+	idle := time.Duration(c.cfg.clock.Now().UnixNano() - c.last.Load())
+	c.tmu.Lock()
+	if c.ended || c.closing.Load() {
+		c.tmu.Unlock()
+		return
+	}
+	if left := c.cfg.idleTimeout - idle; left > 0 {
+		c.idleTimer = c.cfg.clock.AfterFunc(left, c.checkIdle)
+		c.tmu.Unlock()
+		return
+	}
+	c.tmu.Unlock()
+	c.log.Info(fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
+	// A write blocked on a peer that does not read holds wmu; nothing can
+	// be flushed then, so close hard.
+	if c.wmu.TryLock() {
+		c.loseLocked()
+		c.wmu.Unlock()
+		return
+	}
+	c.AbortConnection()
+}
+
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
+	if c.cfg.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	}
 	n, err := c.nc.Write(p)
 	c.sent.Add(int64(n))
+	if n > 0 && c.cfg.idleTimeout > 0 {
+		c.touch()
+	}
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
+			c.log.Info(fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
+		}
 		c.AbortConnection()
 	}
 	return n, err
@@ -206,6 +272,11 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) LoseConnection() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.loseLocked()
+}
+
+// loseLocked is LoseConnection with wmu held.
+func (c *conn) loseLocked() {
 	if c.closing.Swap(true) {
 		return
 	}
@@ -221,10 +292,17 @@ func (c *conn) LoseConnection() {
 	c.nc.Close()
 }
 
-// keepLingering is called when a read fails; it reports whether the
-// failure was a linger poll after which the connection should stay open.
+// keepLingering is called on the read goroutine when a read fails; it
+// reports whether the failure was a linger poll after which the connection
+// should stay open.
 func (c *conn) keepLingering(err error) bool {
-	if !c.closing.Load() || c.lingerProgress.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !c.closing.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.wmu.Lock()
+	start := c.lingerProgress
+	c.wmu.Unlock()
+	if start.IsZero() {
 		return false
 	}
 	now := time.Now()
@@ -232,11 +310,14 @@ func (c *conn) keepLingering(err error) bool {
 	if unsent == 0 {
 		return false
 	}
+	c.wmu.Lock()
 	if unsent != c.lingerUnsent {
 		c.lingerUnsent = unsent
 		c.lingerProgress = now
 	}
-	if now.Sub(c.lingerProgress) >= lingerTimeout {
+	stalled := now.Sub(c.lingerProgress) >= lingerTimeout
+	c.wmu.Unlock()
+	if stalled {
 		return false
 	}
 	c.nc.SetReadDeadline(now.Add(lingerPoll))

@@ -277,3 +277,20 @@ func bareErr(err error) error {
 	}
 	return err
 }
+
+// PortFlag turns a plugin's --port value into an endpoint: a bare port
+// number is served on iface, anything else is an endpoint string. Its
+// errors name the flag.
+func PortFlag(port, iface string) (Endpoint, error) {
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return Endpoint{}, fmt.Errorf("invalid value %q for --port: not a port number", port)
+		}
+		return Endpoint{Kind: "tcp", Port: n, Interface: iface}, nil
+	}
+	ep, err := ParseEndpoint(port)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("invalid value for --port: %w", err)
+	}
+	return ep, nil
+}

@@ -24,21 +24,41 @@ type Port struct {
 	factory Factory
 	log     *slog.Logger
 
-	// ReadBufferSize is the size of each connection's read buffer; set it
-	// before Start.
+	// The settings below are read at Start.
+
+	// ReadBufferSize is the size of each connection's read buffer.
 	ReadBufferSize int
 	// System is the tag of the port's log lines; connections are tagged
 	// "System,N,peer". It defaults to the service name; set it before
 	// PrivilegedStart.
 	System string
+	// MaxConnections caps the connections served at once (0: no cap); the
+	// runner's --max-connections, carried in Start's ctx, applies too and
+	// the lower of the two wins. Clients beyond it wait, unread, in FIFO
+	// order (see the package doc).
+	MaxConnections int
+	// MaxWaiting bounds the wait queue (0: unbounded); a client arriving
+	// when it is full is closed at once.
+	MaxWaiting int
+	// IdleTimeout closes a connection after this long with no bytes in
+	// either direction (0: never).
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose peer accepts none of a write
+	// for this long (0: never).
+	WriteTimeout time.Duration
+	// Clock times idle timeouts; nil means RealClock.
+	Clock Clock
 
 	mu       sync.Mutex
 	ln       net.Listener
 	conns    map[*conn]struct{}
 	stopping bool
 	seq      uint64
-	wg       sync.WaitGroup // connection goroutines
+	wg       sync.WaitGroup // connection and parked-client goroutines
 	accepted chan struct{}  // closed when the accept loop returns
+	cfg      connConfig
+	limit    int
+	queue    []*parked // clients waiting for a slot, oldest first
 }
 
 // NewPort returns a listening service for ep. A nil logger means
@@ -102,6 +122,11 @@ func (p *Port) Start(ctx context.Context) error {
 	if p.stopping {
 		return errors.New("port already stopped")
 	}
+	p.limit = p.MaxConnections
+	if n := MaxConnectionsFrom(ctx); n > 0 && (p.limit <= 0 || n < p.limit) {
+		p.limit = n
+	}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
@@ -126,37 +151,89 @@ func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 			return
 		}
 		delay = 0
-		p.serve(nc)
+		p.admit(nc)
 	}
 }
 
-func (p *Port) serve(nc net.Conn) {
+// admit serves a new client, parks it when the limit is reached, or closes
+// it when the wait queue is full too.
+func (p *Port) admit(nc net.Conn) {
 	p.mu.Lock()
-	if p.stopping {
-		p.mu.Unlock()
+	defer p.mu.Unlock()
+	switch {
+	case p.stopping:
 		nc.Close()
-		return
+	case p.limit <= 0 || len(p.conns) < p.limit && len(p.queue) == 0:
+		p.serveLocked(nc, nil)
+	case p.MaxWaiting > 0 && len(p.queue) >= p.MaxWaiting:
+		p.log.Warn(fmt.Sprintf("wait queue full (%d clients): closing new client %s", len(p.queue), peerName(nc)))
+		nc.Close()
+	default:
+		if len(p.queue) == 0 {
+			p.log.Info(fmt.Sprintf("connection limit of %d reached: new clients wait", p.limit))
+		}
+		w := &parked{nc: nc, unpark: make(chan struct{}), done: make(chan struct{})}
+		p.queue = append(p.queue, w)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.watch(w)
+		}()
 	}
+}
+
+// serveLocked starts a connection's goroutine; p.mu is held. w is the
+// parked client being handed over, if any.
+func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	p.seq++
-	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.log, p.System, p.seq)
+	log := p.log.With("system", fmt.Sprintf("%s,%d,%s", p.System, p.seq, peerName(nc)))
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), log, p.cfg)
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
-	p.mu.Unlock()
-	bufSize := p.ReadBufferSize
-	if bufSize <= 0 {
-		bufSize = DefaultReadBufferSize
-	}
 	go func() {
 		defer p.wg.Done()
 		defer p.forget(c)
-		c.serve(bufSize)
+		if w != nil {
+			// The watcher holds the socket's read lock until it sees the
+			// unpark deadline; clear that deadline only after it let go.
+			<-w.done
+			nc.SetReadDeadline(time.Time{})
+		}
+		c.serve()
 	}()
 }
 
+func peerName(nc net.Conn) string {
+	peer := nc.RemoteAddr().String()
+	if peer == "" || peer == "@" {
+		return "unix"
+	}
+	return peer
+}
+
+// forget drops a finished connection and hands its slot to the oldest
+// waiting client.
 func (p *Port) forget(c *conn) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	delete(p.conns, c)
-	p.mu.Unlock()
+	for len(p.queue) > 0 && len(p.conns) < p.limit && !p.stopping {
+		w := p.queue[0]
+		p.queue = p.queue[1:]
+		close(w.unpark)
+		w.nc.SetReadDeadline(aLongTimeAgo)
+		p.serveLocked(w.nc, w)
+		if len(p.queue) == 0 {
+			p.log.Info("wait queue drained")
+		}
+	}
+}
+
+// Waiting returns the number of clients waiting for a slot.
+func (p *Port) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
 }
 
 // Connections returns the number of live connections.
@@ -185,6 +262,16 @@ func (p *Port) Stop(ctx context.Context) error {
 	}
 	if accepted != nil {
 		<-accepted
+	}
+	p.mu.Lock()
+	waiting := p.queue
+	p.queue = nil
+	p.mu.Unlock()
+	for _, w := range waiting {
+		w.nc.Close()
+	}
+	if len(waiting) > 0 {
+		p.log.Info(fmt.Sprintf("closed %d waiting client(s) never served", len(waiting)))
 	}
 	for _, c := range live {
 		c.requestStop()

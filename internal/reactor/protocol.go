@@ -2,6 +2,44 @@
 // and internet services) built on Go's netpoller: one goroutine reads each
 // connection and delivers its events to a Protocol, so a protocol's
 // callbacks never run concurrently.
+//
+// # Back-pressure
+//
+// Transport.Write returns once the bytes are in the kernel's send buffer.
+// A protocol that writes from DataReceived (echo) therefore stops reading
+// from a peer that stops reading: the peer's further bytes wait in kernel
+// buffers, and the server holds no more than the connection's read buffer
+// (tests bound the live-heap growth for such a client at 256 KiB). Port's
+// WriteTimeout closes a peer that accepts nothing for that long;
+// PauseProducing/ResumeProducing stop and restart reading explicitly.
+// Port's IdleTimeout closes a connection with no bytes either way for that
+// long.
+//
+// # Connection limits
+//
+// With Port.MaxConnections, or the runner's --max-connections, N clients
+// are served at once. Further clients are accepted but parked unread, in
+// FIFO order; when a served connection ends the oldest is handed to its
+// protocol with every byte it sent still in the kernel buffer. A parked
+// client that hangs up leaves the queue: a goroutine per parked client
+// waits on the netpoller for readability and peeks (recv with MSG_PEEK,
+// which consumes nothing); a peek of 0 bytes (closed with nothing sent) or
+// an error (reset) removes it. A client that sent data and half-closed
+// stays queued, so its request is answered. Port.MaxWaiting bounds the
+// queue: a client past it is closed at once, with a log line. "connection
+// limit of N reached" and "wait queue drained" are logged once per change.
+//
+// The runner hands --max-connections to every listener through the ctx of
+// PrivilegedStart/Start (WithMaxConnections; ports read it with
+// MaxConnectionsFrom); when a port also sets MaxConnections the lower wins.
+//
+// # Timers and clients
+//
+// CallLater and LoopingCall run on a Clock: RealClock in production, a
+// FakeClock in tests. Their callbacks run on timer goroutines, not on a
+// connection's goroutine. ClientService keeps one outgoing connection open
+// and reconnects by a RetryPolicy (DefaultRetryPolicy is Twisted's
+// backoffPolicy).
 package reactor
 
 import "net"

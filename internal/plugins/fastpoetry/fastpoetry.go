@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync/atomic"
 
 	"github.com/spf13/pflag"
@@ -48,17 +47,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 // Endpoint turns --port and --iface into an endpoint: a bare port number is
 // served on iface, anything else is an endpoint string.
 func Endpoint(port, iface string) (reactor.Endpoint, error) {
-	if n, err := strconv.Atoi(port); err == nil {
-		if n < 0 || n > 65535 {
-			return reactor.Endpoint{}, fmt.Errorf("invalid value %q for --port: not a port number", port)
-		}
-		return reactor.Endpoint{Kind: "tcp", Port: n, Interface: iface}, nil
-	}
-	ep, err := reactor.ParseEndpoint(port)
-	if err != nil {
-		return reactor.Endpoint{}, fmt.Errorf("invalid value for --port: %w", err)
-	}
-	return ep, nil
+	return reactor.PortFlag(port, iface)
 }
 
 // New returns the service tree: the poem (loaded at start) and the port

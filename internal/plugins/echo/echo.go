@@ -1,0 +1,111 @@
+// Package echo is the echo service (RFC 862) as a plugin: every byte a TCP
+// client sends comes back; with --udp every datagram is sent back to its
+// sender too.
+package echo
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+func init() {
+	plugins.Register(plugins.Maker{
+		Name:        "echo",
+		Description: "an echo service (RFC 862): sends back every byte it receives",
+		Long: `Sends back every byte a TCP client sends (RFC 862). With --udp it also
+answers UDP datagrams on the same interface and port number.
+
+--port takes a port number (served on --iface) or an endpoint string such
+as tcp:8000:interface=::1 or unix:/run/echo.sock.
+
+A client that sends without reading is not buffered for: the echo waits
+until the client reads, the server stops reading from it meanwhile, and
+after --write-timeout without progress the connection is closed. The
+runner's --max-connections makes clients beyond the limit wait, unread,
+until a slot frees; --max-waiting bounds that queue.`,
+		Options: options,
+	})
+}
+
+// Config is the echo service's settings.
+type Config struct {
+	Endpoint     reactor.Endpoint
+	UDP          bool
+	IdleTimeout  time.Duration
+	WriteTimeout time.Duration
+	MaxWaiting   int
+}
+
+func options(fs *pflag.FlagSet) plugins.Build {
+	port := fs.StringP("port", "p", "8000", "port number or endpoint to listen on")
+	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
+	udp := fs.Bool("udp", false, "also echo UDP datagrams on the same port")
+	idle := fs.Duration("idle-timeout", 0, "close a connection after this long without traffic (0 = never)")
+	wt := fs.Duration("write-timeout", time.Minute, "close a connection whose client reads nothing of the echo for this long (0 = never)")
+	maxWaiting := fs.Int("max-waiting", 0, "with the runner's --max-connections: close new clients when this many already wait (0 = no bound)")
+	return func(env plugins.Env) (service.Service, error) {
+		ep, err := reactor.PortFlag(*port, *iface)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case *udp && ep.Kind != "tcp":
+			return nil, fmt.Errorf("--udp needs a TCP port, not %s", ep)
+		case *idle < 0:
+			return nil, errors.New("invalid value for --idle-timeout: must not be negative")
+		case *wt < 0:
+			return nil, errors.New("invalid value for --write-timeout: must not be negative")
+		case *maxWaiting < 0:
+			return nil, errors.New("invalid value for --max-waiting: must not be negative")
+		}
+		return New(env.Name, Config{Endpoint: ep, UDP: *udp, IdleTimeout: *idle, WriteTimeout: *wt, MaxWaiting: *maxWaiting}, env.Log), nil
+	}
+}
+
+// New returns the service tree: the TCP port and, with UDP, the datagram
+// port that follows its address.
+func New(name string, cfg Config, log *slog.Logger) service.Service {
+	port := reactor.NewPort("tcp", cfg.Endpoint, Factory, log)
+	port.System = name
+	port.IdleTimeout = cfg.IdleTimeout
+	port.WriteTimeout = cfg.WriteTimeout
+	port.MaxWaiting = cfg.MaxWaiting
+	c := service.NewCollection(name, log)
+	c.Add(port)
+	if cfg.UDP {
+		udp := reactor.NewDatagramPort("udp", cfg.Endpoint, reactor.DatagramFunc(echoDatagram), log)
+		udp.System = name
+		udp.Follow = port
+		c.Add(udp)
+	}
+	return c
+}
+
+// Factory builds the echo protocol.
+var Factory = reactor.FactoryFunc(func(net.Addr) reactor.Protocol { return &protocol{} })
+
+type protocol struct{ t reactor.Transport }
+
+func (p *protocol) ConnectionMade(t reactor.Transport) { p.t = t }
+
+// DataReceived writes the bytes straight back. Write returns once they are
+// in the kernel's buffer, so a client that does not read stalls this call
+// and with it the reading from that client: nothing piles up in memory.
+func (p *protocol) DataReceived(b []byte) { p.t.Write(b) }
+
+func (p *protocol) ConnectionLost(error) {}
+
+// StopRequested ends the session at shutdown: every byte received has
+// already been echoed, so there is nothing left to finish.
+func (p *protocol) StopRequested() { p.t.LoseConnection() }
+
+func echoDatagram(pc net.PacketConn, b []byte, from net.Addr) { pc.WriteTo(b, from) }
