@@ -3,5 +3,6 @@
 package all
 
 import (
+	_ "github.com/twistd-go/twistd/internal/plugins/chat"
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
 )
