@@ -27,7 +27,10 @@ type conn struct {
 	nc    net.Conn
 	proto Protocol
 	log   *slog.Logger
-	port  *Port
+	// made, if set, runs on the connection's goroutine right after
+	// ConnectionMade returns normally.
+	made func()
+	cfg  connConfig
 
 	wmu     sync.Mutex // serialises writes and the half-close after them
 	closing atomic.Bool
@@ -40,8 +43,13 @@ type conn struct {
 	sent, recv atomic.Int64
 }
 
-func newConn(nc net.Conn, p *Port, proto Protocol, log *slog.Logger) *conn {
-	c := &conn{nc: nc, proto: proto, log: log, port: p}
+// connConfig holds the per-connection settings a Port or ClientService
+// passes on.
+type connConfig struct {
+}
+
+func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
+	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
 	c.pcond = sync.NewCond(&c.pmu)
 	return c
 }
@@ -57,6 +65,9 @@ func (c *conn) serve(bufSize int) {
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		reason = errPanic
 		return
+	}
+	if c.made != nil {
+		c.made()
 	}
 	buf := make([]byte, bufSize)
 	for {

@@ -143,7 +143,7 @@ func (p *Port) serve(nc net.Conn) {
 		peer = "unix"
 	}
 	log := p.log.With("system", fmt.Sprintf("%s,%d,%s", p.System, p.seq, peer))
-	c := newConn(nc, p, p.factory.BuildProtocol(nc.RemoteAddr()), log)
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), log, connConfig{})
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	p.mu.Unlock()
