@@ -107,7 +107,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
-		return New(env.Name, ep, cfg, env.Log), nil
+		return New(env.Name, ep, cfg, nil, env.Log), nil
 	}
 }
 
@@ -142,12 +142,13 @@ type Server struct {
 	Port *reactor.Port
 }
 
-// New returns the server's service tree.
-func New(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) *Server {
+// New returns the server's service tree; clock times heartbeats (nil means
+// reactor.RealClock).
+func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	hub := NewHub(name, cfg, log)
+	hub := NewHub(name, cfg, clock, log)
 	port := reactor.NewPort("listener", ep, hub, log)
 	port.System = name
 	port.ReadBufferSize = readBufferSize

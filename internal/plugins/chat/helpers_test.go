@@ -53,9 +53,14 @@ func (l *logBuf) waitLog(t *testing.T, s string) {
 // it at cleanup.
 func startServer(t *testing.T, cfg Config) (*Server, string, *logBuf) {
 	t.Helper()
+	return startServerClock(t, cfg, nil)
+}
+
+func startServerClock(t *testing.T, cfg Config, clock reactor.Clock) (*Server, string, *logBuf) {
+	t.Helper()
 	logs := &logBuf{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), nil))
-	srv := New("chat", reactor.Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, cfg, log)
+	srv := New("chat", reactor.Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, cfg, clock, log)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,8 @@ type Hub struct {
 	name  string
 	cfg   Config
 	log   *slog.Logger
-	clock clock
+	clock reactor.Clock
+	sweep *reactor.LoopingCall
 
 	mu    sync.RWMutex
 	users map[string]*peer   // verified ID -> connection
@@ -45,32 +46,41 @@ type Hub struct {
 	timeouts  atomic.Int64 // peers dropped for silence, for tests
 }
 
-// clock is the part of the reactor's clock the hub uses.
-type clock interface{ Now() time.Time }
-
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
-// NewHub returns a hub; a nil logger means slog.Default.
-func NewHub(name string, cfg Config, log *slog.Logger) *Hub {
+// NewHub returns a hub timing heartbeats on clock; nil means
+// reactor.RealClock and a nil logger slog.Default.
+func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{
-		name: name, cfg: cfg, log: log.With("system", name), clock: wallClock{},
+	if clock == nil {
+		clock = reactor.RealClock
+	}
+	h := &Hub{
+		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
 		users: map[string]*peer{}, conns: map[*peer]struct{}{},
 	}
+	h.sweep = reactor.NewLoopingCall(clock, h.dropSilent)
+	return h
 }
+
+// SweepInterval is how often silent connections are looked for: a quarter
+// of the timeout, so one is dropped between 1 and 1.25 timeouts after its
+// last frame.
+func (c Config) SweepInterval() time.Duration { return max(c.HeartbeatTimeout/4, time.Millisecond) }
 
 // Name returns "hub".
 func (h *Hub) Name() string { return "hub" }
 
 // Start starts the heartbeat sweep.
-func (h *Hub) Start(context.Context) error { return nil }
+func (h *Hub) Start(context.Context) error {
+	return h.sweep.Start(h.cfg.SweepInterval(), false)
+}
 
-// Stop stops the sweep.
-func (h *Hub) Stop(context.Context) error { return nil }
+// Stop stops the sweep (after the port has closed every connection).
+func (h *Hub) Stop(context.Context) error {
+	h.sweep.Stop()
+	return nil
+}
 
 // BuildProtocol makes the protocol of one connection.
 func (h *Hub) BuildProtocol(net.Addr) reactor.Protocol {
@@ -156,9 +166,9 @@ func (h *Hub) broadcast(from *peer, m *message) {
 	}
 }
 
-// sweep drops every connection silent for longer than the heartbeat
+// dropSilent drops every connection silent for longer than the heartbeat
 // timeout, logged in or not.
-func (h *Hub) sweep() {
+func (h *Hub) dropSilent() {
 	now := h.clock.Now()
 	limit := now.Add(-h.cfg.HeartbeatTimeout).UnixNano()
 	var late []*peer
