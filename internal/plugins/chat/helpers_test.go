@@ -9,33 +9,18 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/testutil"
 )
 
 const wait = 5 * time.Second
 
 // logBuf collects the server's log for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf struct{ testutil.Buffer }
 
 // waitLog waits, bounded, for s in the log.
 func (l *logBuf) waitLog(t *testing.T, s string) {
