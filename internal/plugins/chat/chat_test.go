@@ -282,3 +282,28 @@ func TestOfflineRecipients(t *testing.T) {
 		t.Fatalf("undelivered %v", m["undelivered"])
 	}
 }
+
+// TestVerifyResultComesFirst logs clients in while broadcasts flow: the
+// verify result must precede any relayed message.
+func TestVerifyResultComesFirst(t *testing.T) {
+	_, addr, _ := startServer(t, DefaultConfig())
+	sender := loggedIn(t, addr, `"sender"`)[0]
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		frame := wire.AppendFrame(nil, 1, wire.CmdBroadcast, []byte(`{"chat_from":"sender","chat_content":"x"}`))
+		for range 20000 {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := sender.c.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range 50 {
+		loggedIn(t, addr, fmt.Sprintf(`"late%d"`, i))[0].c.Close()
+	}
+}

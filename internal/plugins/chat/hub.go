@@ -111,7 +111,8 @@ func (h *Hub) forget(p *peer) {
 	h.mu.Unlock()
 }
 
-// login binds id to p. An older connection holding id is told and closed.
+// login binds id to p and queues the verify result. An older connection
+// holding id is told and closed.
 func (h *Hub) login(p *peer, id wire.ID) {
 	h.mu.Lock()
 	if k := p.key.Load(); k != nil && *k != id.Key && h.users[*k] == p {
@@ -125,6 +126,8 @@ func (h *Hub) login(p *peer, id wire.ID) {
 	h.users[id.Key] = p
 	p.loginVersion = p.version
 	p.key.Store(&id.Key)
+	// Queued under the lock so no relayed message can overtake it.
+	p.reply(wire.CmdVerifyResult, verifiedBody)
 	h.mu.Unlock()
 	if old != nil && old != p {
 		old.stopped.Store(true)
@@ -134,6 +137,8 @@ func (h *Hub) login(p *peer, id wire.ID) {
 	}
 	p.log.Info("logged in", "id", id.Key)
 }
+
+var verifiedBody = []byte(`{"code":1}`)
 
 var replacedBody = []byte(fmt.Sprintf(`{"code":%d,"error":"logged in from another connection"}`, wire.CodeReplaced))
 

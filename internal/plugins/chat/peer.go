@@ -271,9 +271,8 @@ func (p *peer) verify(body []byte) {
 	}
 	// Copy: the body aliases the read buffer.
 	id.Raw = append(json.RawMessage(nil), id.Raw...)
-	p.hub.login(p, id)
 	p.id = id
-	p.reply(wire.CmdVerifyResult, []byte(`{"code":1}`))
+	p.hub.login(p, id)
 }
 
 func (p *peer) chat(cmd uint32, body []byte) {
