@@ -16,7 +16,12 @@ func TestHeartbeatTimeout(t *testing.T) {
 	cs := loggedIn(t, addr, `"talker"`, `"quiet"`, `"beater"`)
 	talker, quiet, beater := cs[0], cs[1], cs[2]
 	mute := dial(t, addr) // connects and never sends anything
-	waitFor(t, "4 connections", func() bool { return srv.Port.Connections() == 4 })
+	// ConnectionMade (which starts mute's silence) must run before time moves.
+	waitFor(t, "4 connections", func() bool {
+		srv.Hub.mu.RLock()
+		defer srv.Hub.mu.RUnlock()
+		return len(srv.Hub.conns) == 4
+	})
 
 	// 20 s in: everyone but mute and quiet is heard from.
 	clock.Advance(20 * time.Second)
