@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/twistd-go/twistd/internal/plugins/chat"
 	_ "github.com/twistd-go/twistd/internal/plugins/echo"
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
 )

@@ -1,0 +1,159 @@
+// Package chat is the framed JSON chat server as a plugin: users log in
+// with an ID (a phone number) and exchange direct, group and broadcast
+// messages; silent connections are dropped after a heartbeat timeout.
+//
+// The wire format (package wire) is byte-compatible with the classic
+// implementation of this protocol; what this server adds is documented in
+// the plugin's long help (twistd chat --help), repeated here:
+//
+//   - Error reply: command 199, body {"code": N, "error": "text"}, with the
+//     version of the frame it answers. Codes: 400 body not JSON of the
+//     expected shape, 401 chat command before verify, 403 chat_from is not
+//     the sender's ID (nothing is relayed), 404 unknown command id, 411
+//     frame length below 12 and 413 above --max-frame (both then close the
+//     connection, after the reply is sent).
+//   - Delivery failure: 199 {"code": 410, "error": "...", "undelivered":
+//     [IDs]} lists, as the sender wrote them, recipients of a 2 or 3 that
+//     were offline (or were just disconnected for a full queue).
+//   - Duplicate login: the older connection receives 199 {"code": 409,
+//     "error": "logged in from another connection"} and is closed; the new
+//     one gets 101 {"code": 1} and owns the ID.
+//
+// Each connection has a bounded outgoing queue drained by a writer
+// goroutine that runs only while the queue is non-empty and coalesces what
+// is queued into one write; a fan-out encodes the message once and only
+// appends to queues, so a slow reader never delays the others. A
+// connection whose queue exceeds --send-queue bytes is disconnected.
+package chat
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+// readBufferSize is a chat connection's read buffer. Chat frames are small
+// and larger ones are reassembled by the decoder, so a small buffer keeps
+// 10,000 idle connections cheap.
+const readBufferSize = 2 << 10
+
+func init() {
+	plugins.Register(plugins.Maker{
+		Name:        "chat",
+		Description: "a framed JSON chat server: login, direct, group and broadcast messages, heartbeats",
+		Long: `A chat server speaking the framed JSON protocol. Every frame is a 12-byte
+header of three big-endian uint32 (total length including the header,
+protocol version, command id) and a UTF-8 JSON body. Replies carry the
+version of the frame they answer; relayed messages carry the version the
+recipient logged in with.
+
+Client to server:
+  1 verify     {"phone_number": ID}            ID: a JSON string or integer
+  2 single     {"chat_from": ID, "chat_to": ID, "chat_content": "text"}
+  3 group      the same with "chat_to": [ID, ...]
+  4 broadcast  {"chat_from": ID, "chat_content": "text"} to every other
+               logged-in user
+  5 heartbeat  empty body
+Server to client:
+  101 verify result  {"code": 1}
+  102/103/104        {"chat_from": ID, "chat_content": "text"}
+  199 error          {"code": N, "error": "text"}
+
+Only 1 and 5 are accepted before a successful verify. chat_from must be
+the sender's own ID. Error codes (command 199):
+  400 body is not JSON of the expected shape
+  401 chat command before verify
+  403 chat_from names someone else (nothing is relayed)
+  404 unknown command id (the stream stays in sync)
+  409 this ID logged in on another connection: this one is closed
+  410 delivery failure: "undelivered": [IDs] lists the offline recipients
+  411 frame length below 12: the connection is then closed
+  413 frame length above --max-frame: the connection is then closed
+
+Any frame counts as activity; a connection silent for longer than
+--heartbeat-timeout (also one that never sent anything) is dropped and
+logged. The sweep runs every quarter of the timeout, so a silent client is
+dropped between 1 and 1.25 timeouts after its last frame. A client whose
+unsent output exceeds --send-queue bytes (a slow reader) is disconnected
+and logged; the others are not delayed by it.
+
+--port takes a port number (served on --iface) or an endpoint string such
+as tcp:8124:interface=::1 or unix:/run/chat.sock.`,
+		Options: options,
+	})
+}
+
+func options(fs *pflag.FlagSet) plugins.Build {
+	def := DefaultConfig()
+	port := fs.StringP("port", "p", "8124", "port number or endpoint to listen on")
+	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
+	maxFrame := fs.Int("max-frame", def.MaxFrame, "largest frame accepted, in bytes, header included")
+	timeout := fs.Duration("heartbeat-timeout", def.HeartbeatTimeout, "drop a connection silent for this long (e.g. 30s, 2m)")
+	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
+	return func(env plugins.Env) (service.Service, error) {
+		ep, err := endpoint(*port, *iface)
+		if err != nil {
+			return nil, err
+		}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, QueueBytes: *queue}
+		if err := cfg.validate(); err != nil {
+			return nil, err
+		}
+		return New(env.Name, ep, cfg, nil, env.Log), nil
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.MaxFrame < wire.HeaderLen || c.MaxFrame > 1<<30:
+		return fmt.Errorf("invalid value %d for --max-frame: must be from %d to %d", c.MaxFrame, wire.HeaderLen, 1<<30)
+	case c.HeartbeatTimeout <= 0:
+		return fmt.Errorf("invalid value %v for --heartbeat-timeout: must be positive", c.HeartbeatTimeout)
+	case c.QueueBytes < c.MaxFrame:
+		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
+	}
+	return nil
+}
+
+// endpoint turns --port and --iface into an endpoint.
+func endpoint(port, iface string) (reactor.Endpoint, error) {
+	if _, err := strconv.Atoi(port); err == nil {
+		port = "tcp:" + port + ":interface=" + strings.ReplaceAll(iface, ":", `\:`)
+	}
+	ep, err := reactor.ParseEndpoint(port)
+	if err != nil {
+		return reactor.Endpoint{}, fmt.Errorf("invalid value for --port: %w", err)
+	}
+	return ep, nil
+}
+
+// Server is the plugin's service tree: the hub, then the listening port.
+type Server struct {
+	*service.Collection
+	Hub  *Hub
+	Port *reactor.Port
+}
+
+// New returns the server's service tree; clock times heartbeats (nil means
+// reactor.RealClock).
+func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	hub := NewHub(name, cfg, clock, log)
+	port := reactor.NewPort("listener", ep, hub, log)
+	port.System = name
+	port.ReadBufferSize = readBufferSize
+	c := service.NewCollection(name, log)
+	c.Add(hub)
+	c.Add(port)
+	return &Server{Collection: c, Hub: hub, Port: port}
+}

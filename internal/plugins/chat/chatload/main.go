@@ -1,0 +1,550 @@
+// Command chatload is the chat plugin's load generator (make bench-chat).
+// It runs each scenario against the real twistd binary, started as a
+// separate process, and against a baseline server in the same run: a
+// minimal chat server written straight on net.Conn (goroutine per
+// connection, fan-out by writing to each peer in turn under a lock), run
+// by re-executing chatload itself.
+//
+// Scenarios, each bounded in count and time:
+//
+//	hold       N clients log in and send heartbeats; report the server's
+//	           RSS (VmRSS) and RSS per connection
+//	broadcast  one sender, R receivers: delivered messages/s, p50/p99
+//	single     P pairs chatting: messages/s, p50/p99
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/plugins/chat/client"
+	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+var (
+	bin        = flag.String("bin", "bin/twistd", "twistd binary to measure")
+	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
+	servers    = flag.String("servers", "baseline,twistd", "servers to measure")
+	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
+	hold       = flag.Duration("hold", 5*time.Second, "hold: how long to keep them heartbeating")
+	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
+	broadcasts = flag.Int("broadcasts", 300, "broadcast: messages sent")
+	pairs      = flag.Int("pairs", 100, "single: sender/receiver pairs")
+	perPair    = flag.Int("messages", 500, "single: messages per pair")
+	window     = flag.Int("window", 32, "messages a sender may have undelivered")
+	limit      = flag.Duration("timeout", 60*time.Second, "bound on each scenario")
+	baseline   = flag.String("baseline-listen", "", "internal: run the baseline server on this address")
+)
+
+func main() {
+	flag.Parse()
+	if *baseline != "" {
+		if err := serveBaseline(*baseline); err != nil {
+			fmt.Fprintln(os.Stderr, "chatload baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "chatload:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	if err := raiseFileLimit(); err != nil {
+		return err
+	}
+	for _, sc := range strings.Split(*only, ",") {
+		for _, kind := range strings.Split(*servers, ",") {
+			srv, err := startServer(kind)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), *limit)
+			var line string
+			switch sc {
+			case "hold":
+				line, err = runHold(ctx, srv)
+			case "broadcast":
+				line, err = runBroadcast(ctx, srv)
+			case "single":
+				line, err = runSingle(ctx, srv)
+			default:
+				err = fmt.Errorf("unknown scenario %q", sc)
+			}
+			cancel()
+			if serr := srv.stop(); err == nil {
+				err = serr
+			}
+			if err != nil {
+				return fmt.Errorf("%s on %s: %w", sc, kind, err)
+			}
+			fmt.Printf("%-9s server=%-8s %s\n", sc, kind, line)
+		}
+	}
+	return nil
+}
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one; the
+// servers started from here inherit it.
+func raiseFileLimit() error {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return err
+	}
+	need := uint64(*clients) + 100
+	if r.Max < need {
+		return fmt.Errorf("hard limit on open files is %d; %d clients need %d (raise it or lower -clients)", r.Max, *clients, need)
+	}
+	r.Cur = r.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+}
+
+type server struct {
+	kind string
+	addr string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startServer(kind string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	var cmd *exec.Cmd
+	switch kind {
+	case "twistd":
+		logf, err := os.CreateTemp("", "chatload-*.log")
+		if err != nil {
+			return nil, err
+		}
+		logf.Close()
+		defer os.Remove(logf.Name())
+		cmd = exec.Command(*bin, "-n", "--logfile", logf.Name(), "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s")
+	case "baseline":
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self, "-baseline-listen", addr)
+	default:
+		return nil, fmt.Errorf("unknown server %q", kind)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{kind: kind, addr: addr, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return s, nil
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("%s server exited: %v", kind, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("%s server not listening on %s", kind, addr)
+		}
+	}
+}
+
+// stop ends the server with SIGTERM; twistd must exit 0 within 30 s.
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if s.kind == "twistd" && err != nil {
+			return fmt.Errorf("twistd exit: %v", err)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		return errors.New("server did not stop within 30 s")
+	}
+}
+
+// rss returns the server's resident set in bytes.
+func (s *server) rss() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// connect starts n clients with ids prefix0..n-1 and waits until all are
+// logged in, at most 200 connecting at once.
+func connect(ctx context.Context, addr, prefix string, n int, hb time.Duration, handler func(i int) func(wire.Frame)) ([]*client.Client, error) {
+	cs := make([]*client.Client, n)
+	sem := make(chan struct{}, 200)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c, err := client.New("load", client.Config{
+			Network: "tcp", Address: addr, ID: fmt.Sprintf(`"%s%d"`, prefix, i),
+			Heartbeat: hb, Handler: handler(i), Log: discard, ReadBufferSize: 2048,
+			Policy: reactor.BackoffPolicy(50*time.Millisecond, 2, time.Second, nil),
+		})
+		if err != nil {
+			return nil, err
+		}
+		cs[i] = c
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.Start(ctx)
+			if err := c.LoggedIn(ctx); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		stopAll(cs)
+		return nil, err
+	}
+	return cs, nil
+}
+
+func stopAll(cs []*client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 500)
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() { defer func() { <-sem }(); c.Stop(ctx) })
+	}
+	wg.Wait()
+}
+
+func runHold(ctx context.Context, s *server) (string, error) {
+	before, err := s.rss()
+	if err != nil {
+		return "", err
+	}
+	var got atomic.Int64
+	n := *clients
+	start := time.Now()
+	cs, err := connect(ctx, s.addr, "h", n, time.Second, func(int) func(wire.Frame) {
+		return func(f wire.Frame) {
+			if f.Command == wire.CmdBroadcastMsg {
+				got.Add(1)
+			}
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	defer stopAll(cs)
+	connected := time.Since(start)
+	// Heartbeats flow (one per client per second) while the clients hold.
+	select {
+	case <-time.After(*hold):
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	after, err := s.rss()
+	if err != nil {
+		return "", err
+	}
+	// Every client must still be logged in: a broadcast reaches n-1.
+	if err := cs[0].Broadcast(ctx, "roll call"); err != nil {
+		return "", err
+	}
+	for got.Load() < int64(n-1) {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return "", fmt.Errorf("roll call reached %d of %d", got.Load(), n-1)
+		}
+	}
+	return fmt.Sprintf("clients=%d held=%s all_reached=%d connect_time=%v rss_idle=%.1fMiB rss=%.1fMiB rss_per_conn=%.1fKiB",
+		n, *hold, got.Load()+1, connected.Round(time.Millisecond), mib(before), mib(after), float64(after-before)/float64(n)/1024), nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// stamp puts the send time into the message content.
+func stamp(seq int) string {
+	return strconv.Itoa(seq) + " " + strconv.FormatInt(time.Now().UnixNano(), 10)
+}
+
+// unstamp reads seq and latency from a delivered body
+// {"chat_from":..,"chat_content":"SEQ NANOS"}.
+func unstamp(body []byte) (int, time.Duration, bool) {
+	i := strings.LastIndex(string(body), `"chat_content":"`)
+	if i < 0 {
+		return 0, 0, false
+	}
+	rest := string(body[i+len(`"chat_content":"`):])
+	seqS, nanoS, ok := strings.Cut(strings.TrimSuffix(rest, `"}`), " ")
+	seq, err1 := strconv.Atoi(seqS)
+	nanos, err2 := strconv.ParseInt(nanoS, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return seq, time.Duration(time.Now().UnixNano() - nanos), true
+}
+
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) pct(p float64) time.Duration {
+	slices.Sort(l.all)
+	if len(l.all) == 0 {
+		return 0
+	}
+	return l.all[min(len(l.all)-1, int(p*float64(len(l.all))))]
+}
+
+func runBroadcast(ctx context.Context, s *server) (string, error) {
+	r, m := *receivers, *broadcasts
+	delivered := make([]atomic.Int32, m) // per message, receivers reached
+	per := make([][]time.Duration, r)
+	rcv, err := connect(ctx, s.addr, "r", r, -1, func(i int) func(wire.Frame) {
+		return func(f wire.Frame) {
+			if seq, lat, ok := unstamp(f.Body); ok && f.Command == wire.CmdBroadcastMsg && seq < m {
+				per[i] = append(per[i], lat)
+				delivered[seq].Add(1)
+			}
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	defer stopAll(rcv)
+	snd, err := connect(ctx, s.addr, "s", 1, -1, func(int) func(wire.Frame) { return nil })
+	if err != nil {
+		return "", err
+	}
+	defer stopAll(snd)
+	start := time.Now()
+	for seq := range m {
+		// At most -window messages not yet at every receiver.
+		if err := waitUntil(ctx, func() bool { return seq < *window || delivered[seq-*window].Load() == int32(r) }); err != nil {
+			return "", fmt.Errorf("message %d: %w", seq-*window, err)
+		}
+		if err := snd[0].Broadcast(ctx, stamp(seq)); err != nil {
+			return "", err
+		}
+	}
+	if err := waitUntil(ctx, func() bool { return delivered[m-1].Load() == int32(r) }); err != nil {
+		return "", fmt.Errorf("last message reached %d of %d", delivered[m-1].Load(), r)
+	}
+	elapsed := time.Since(start)
+	stopAll(rcv) // handlers are done before per is read
+	var l latencies
+	for _, p := range per {
+		l.add(p)
+	}
+	return fmt.Sprintf("receivers=%d messages=%d delivered=%d delivered_per_s=%.0f p50=%v p99=%v",
+		r, m, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond)), nil
+}
+
+func runSingle(ctx context.Context, s *server) (string, error) {
+	p, k := *pairs, *perPair
+	got := make([]atomic.Int32, p)
+	per := make([][]time.Duration, p)
+	rcv, err := connect(ctx, s.addr, "b", p, -1, func(i int) func(wire.Frame) {
+		return func(f wire.Frame) {
+			if _, lat, ok := unstamp(f.Body); ok && f.Command == wire.CmdSingleMsg {
+				per[i] = append(per[i], lat)
+				got[i].Add(1)
+			}
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	defer stopAll(rcv)
+	snd, err := connect(ctx, s.addr, "a", p, -1, func(int) func(wire.Frame) { return nil })
+	if err != nil {
+		return "", err
+	}
+	defer stopAll(snd)
+	start := time.Now()
+	errs := make(chan error, p)
+	var wg sync.WaitGroup
+	for i := range p {
+		wg.Go(func() {
+			to := fmt.Sprintf(`"b%d"`, i)
+			for seq := range k {
+				if err := waitUntil(ctx, func() bool { return int(got[i].Load()) > seq-*window }); err != nil {
+					errs <- err
+					return
+				}
+				if err := snd[i].Single(ctx, to, stamp(seq)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if err := waitUntil(ctx, func() bool { return int(got[i].Load()) == k }); err != nil {
+				errs <- fmt.Errorf("pair %d: %d of %d delivered", i, got[i].Load(), k)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return "", err
+	}
+	stopAll(rcv)
+	var l latencies
+	for _, d := range per {
+		l.add(d)
+	}
+	return fmt.Sprintf("pairs=%d messages=%d msgs_per_s=%.0f p50=%v p99=%v",
+		p, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond)), nil
+}
+
+// waitUntil polls cond (the load generator's progress counters) until it
+// holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	for spins := 0; !cond(); spins++ {
+		if spins < 100 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
+	return nil
+}
+
+// serveBaseline is the comparison server: the same frames, parsed by the
+// same decoder, but a goroutine per connection writing straight to each
+// recipient's net.Conn under one lock, as a first implementation would.
+func serveBaseline(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	users := map[string]net.Conn{}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signalNotify(sig)
+		<-sig
+		os.Exit(0)
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			var d wire.Decoder
+			var me string
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					mu.Lock()
+					if users[me] == c {
+						delete(users, me)
+					}
+					mu.Unlock()
+					return
+				}
+				d.Feed(buf[:n], func(f wire.Frame) bool {
+					switch f.Command {
+					case wire.CmdVerify:
+						var v wire.Verify
+						if json.Unmarshal(f.Body, &v) == nil {
+							id, _ := wire.ParseID(v.PhoneNumber)
+							me = id.Key
+							mu.Lock()
+							users[me] = c
+							mu.Unlock()
+							c.Write(wire.AppendFrame(nil, f.Version, wire.CmdVerifyResult, []byte(`{"code":1}`)))
+						}
+					case wire.CmdSingle, wire.CmdBroadcast:
+						var m wire.Chat
+						if json.Unmarshal(f.Body, &m) != nil {
+							return true
+						}
+						out := wire.AppendFrame(nil, f.Version, f.Command+100, wire.AppendDelivered(nil, m.From, m.Content))
+						mu.Lock()
+						if f.Command == wire.CmdSingle {
+							to, _ := wire.ParseID(m.To)
+							if u := users[to.Key]; u != nil {
+								u.Write(out)
+							}
+						} else {
+							for id, u := range users {
+								if id != me {
+									u.Write(out)
+								}
+							}
+						}
+						mu.Unlock()
+					}
+					return true
+				})
+			}
+		}()
+	}
+}

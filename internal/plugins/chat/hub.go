@@ -1,0 +1,193 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+// Config holds the server's tunables (the plugin's flags).
+type Config struct {
+	// MaxFrame is the largest frame accepted, header included.
+	MaxFrame int
+	// HeartbeatTimeout is how long a connection may stay silent.
+	HeartbeatTimeout time.Duration
+	// QueueBytes bounds a connection's unsent output.
+	QueueBytes int
+}
+
+// DefaultConfig returns the flags' defaults.
+func DefaultConfig() Config {
+	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, QueueBytes: 256 << 10}
+}
+
+// Hub is the chat server's state: every connection, the table of logged-in
+// users, and the heartbeat sweep. It is a service (started before the port,
+// stopped after it) and the port's Factory.
+type Hub struct {
+	name  string
+	cfg   Config
+	log   *slog.Logger
+	clock reactor.Clock
+	sweep *reactor.LoopingCall
+
+	mu    sync.RWMutex
+	users map[string]*peer   // verified ID -> connection
+	conns map[*peer]struct{} // every connection, verified or not
+
+	overflows atomic.Int64 // peers dropped for a full queue, for tests
+	timeouts  atomic.Int64 // peers dropped for silence, for tests
+}
+
+// NewHub returns a hub timing heartbeats on clock; nil means
+// reactor.RealClock and a nil logger slog.Default.
+func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
+	}
+	if clock == nil {
+		clock = reactor.RealClock
+	}
+	h := &Hub{
+		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
+		users: map[string]*peer{}, conns: map[*peer]struct{}{},
+	}
+	h.sweep = reactor.NewLoopingCall(clock, h.dropSilent)
+	return h
+}
+
+// SweepInterval is how often silent connections are looked for: a quarter
+// of the timeout, so one is dropped between 1 and 1.25 timeouts after its
+// last frame.
+func (c Config) SweepInterval() time.Duration { return max(c.HeartbeatTimeout/4, time.Millisecond) }
+
+// Name returns "hub".
+func (h *Hub) Name() string { return "hub" }
+
+// Start starts the heartbeat sweep.
+func (h *Hub) Start(context.Context) error {
+	return h.sweep.Start(h.cfg.SweepInterval(), false)
+}
+
+// Stop stops the sweep (after the port has closed every connection).
+func (h *Hub) Stop(context.Context) error {
+	h.sweep.Stop()
+	return nil
+}
+
+// BuildProtocol makes the protocol of one connection.
+func (h *Hub) BuildProtocol(net.Addr) reactor.Protocol {
+	return &peer{hub: h, dec: wire.Decoder{Max: h.cfg.MaxFrame}}
+}
+
+// Online returns how many users are logged in.
+func (h *Hub) Online() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.users)
+}
+
+func (h *Hub) track(p *peer) {
+	h.mu.Lock()
+	h.conns[p] = struct{}{}
+	h.mu.Unlock()
+}
+
+// forget removes a closed connection, and its ID unless another connection
+// has taken it since.
+func (h *Hub) forget(p *peer) {
+	h.mu.Lock()
+	delete(h.conns, p)
+	if k := p.key.Load(); k != nil && h.users[*k] == p {
+		delete(h.users, *k)
+	}
+	h.mu.Unlock()
+}
+
+// login binds id to p and queues the verify result. An older connection
+// holding id is told and closed.
+func (h *Hub) login(p *peer, id wire.ID) {
+	h.mu.Lock()
+	if k := p.key.Load(); k != nil && *k != id.Key && h.users[*k] == p {
+		delete(h.users, *k)
+	}
+	old := h.users[id.Key]
+	var oldVersion uint32
+	if old != nil {
+		oldVersion = old.loginVersion
+	}
+	h.users[id.Key] = p
+	p.loginVersion = p.version
+	p.key.Store(&id.Key)
+	// Queued under the lock so no relayed message can overtake it.
+	p.reply(wire.CmdVerifyResult, verifiedBody)
+	h.mu.Unlock()
+	if old != nil && old != p {
+		old.stopped.Store(true)
+		old.log.Info("ID logged in on another connection; closing this one", "id", id.Key, "new_peer", p.t.RemoteAddr().String())
+		old.send(wire.AppendFrame(nil, oldVersion, wire.CmdError, replacedBody))
+		old.stop()
+	}
+	p.log.Info("logged in", "id", id.Key)
+}
+
+var verifiedBody = []byte(`{"code":1}`)
+
+var replacedBody = []byte(fmt.Sprintf(`{"code":%d,"error":"logged in from another connection"}`, wire.CodeReplaced))
+
+// deliver queues m to every recipient and returns those not reached.
+func (h *Hub) deliver(to []wire.ID, m *message) (missed []wire.ID) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	seen := make(map[string]bool, len(to))
+	for _, id := range to {
+		if seen[id.Key] {
+			continue
+		}
+		seen[id.Key] = true
+		q := h.users[id.Key]
+		if q == nil || !q.send(m.frame(q.loginVersion)) {
+			missed = append(missed, id)
+		}
+	}
+	return missed
+}
+
+// broadcast queues m to every logged-in user but the sender.
+func (h *Hub) broadcast(from *peer, m *message) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, q := range h.users {
+		if q != from {
+			q.send(m.frame(q.loginVersion))
+		}
+	}
+}
+
+// dropSilent drops every connection silent for longer than the heartbeat
+// timeout, logged in or not.
+func (h *Hub) dropSilent() {
+	now := h.clock.Now()
+	limit := now.Add(-h.cfg.HeartbeatTimeout).UnixNano()
+	var late []*peer
+	h.mu.RLock()
+	for p := range h.conns {
+		if p.lastActive.Load() < limit && !p.stopped.Load() {
+			late = append(late, p)
+		}
+	}
+	h.mu.RUnlock()
+	for _, p := range late {
+		silent := now.Sub(time.Unix(0, p.lastActive.Load())).Round(time.Millisecond)
+		p.log.Info(fmt.Sprintf("no frame for %v (heartbeat timeout %v): dropping", silent, h.cfg.HeartbeatTimeout), "id", p.idForLog())
+		h.timeouts.Add(1)
+		p.drop()
+	}
+}

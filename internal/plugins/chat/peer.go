@@ -1,0 +1,382 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+// maxWrite bounds one coalesced write, so a long queue is sent in pieces
+// and its bytes are released as they go.
+const maxWrite = 64 << 10
+
+// writeBufs holds coalescing buffers; only peers with a writer running hold
+// one, and only for the duration of a write.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, maxWrite); return &b }}
+
+// peer is one client connection: its Protocol callbacks (on the
+// connection's goroutine) and its outgoing queue (fed from any goroutine).
+type peer struct {
+	hub *Hub
+	t   reactor.Transport
+	log *slog.Logger
+	dec wire.Decoder
+
+	// lastActive is the clock time (UnixNano) of the last complete frame.
+	lastActive atomic.Int64
+	// stopped is set once input is no longer processed (framing error,
+	// eviction, time-out, shutdown).
+	stopped atomic.Bool
+
+	// Read and written on the connection's goroutine only.
+	id      wire.ID // zero until verified
+	version uint32  // of the frame being handled, for replies
+
+	// loginVersion is the version of the peer's verify; other peers'
+	// goroutines read it under hub.mu, and it is written under hub.mu.
+	loginVersion uint32
+	key          atomic.Pointer[string] // the verified ID, for log lines
+
+	mu         sync.Mutex
+	queue      [][]byte
+	queued     int  // bytes queued or being written
+	writing    bool // a drain goroutine is running
+	flushClose bool // close once the queue is written
+	closed     bool // nothing more will be written
+	drained    chan struct{}
+}
+
+func (p *peer) ConnectionMade(t reactor.Transport) {
+	p.t = t
+	p.log = p.hub.log.With("peer", t.RemoteAddr().String())
+	p.lastActive.Store(p.hub.clock.Now().UnixNano())
+	p.hub.track(p)
+}
+
+func (p *peer) DataReceived(b []byte) {
+	if p.stopped.Load() {
+		return
+	}
+	err := p.dec.Feed(b, p.handle)
+	var le *wire.LengthError
+	if errors.As(err, &le) {
+		code := wire.CodeLargeFrame
+		if le.TooShort() {
+			code = wire.CodeShortFrame
+		}
+		p.log.Warn(fmt.Sprintf("bad frame: %v; closing", err))
+		p.replyError(code, err.Error(), nil)
+		p.stop()
+	}
+}
+
+func (p *peer) ConnectionLost(error) {
+	p.stopped.Store(true)
+	p.hub.forget(p)
+	p.mu.Lock()
+	p.closed = true
+	p.queue = nil
+	done := p.drained
+	if !p.writing {
+		done = nil
+	}
+	p.mu.Unlock()
+	// The socket is closed, so a write in progress fails at once; waiting
+	// here keeps the writer inside the connection's lifetime.
+	if done != nil {
+		<-done
+	}
+}
+
+// StopRequested is the server's graceful stop: finish writing what is
+// queued, then close.
+func (p *peer) StopRequested() { p.stop() }
+
+// stop ends input processing and closes once the queue is written.
+func (p *peer) stop() {
+	p.stopped.Store(true)
+	p.mu.Lock()
+	if p.closed || p.flushClose {
+		p.mu.Unlock()
+		return
+	}
+	p.flushClose = true
+	busy := p.writing
+	p.mu.Unlock()
+	if !busy {
+		// No writer runs and none can start now, so this cannot wait
+		// behind a blocked write.
+		p.t.LoseConnection()
+	}
+}
+
+// drop closes a peer that stopped talking: politely if nothing is being
+// written, at once if a write is stuck (a peer that neither reads nor
+// writes would otherwise hold it until TCP gives up).
+func (p *peer) drop() {
+	p.stopped.Store(true)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	if p.writing {
+		p.closed = true
+		p.queue = nil
+		p.mu.Unlock()
+		p.t.AbortConnection()
+		return
+	}
+	p.flushClose = true
+	p.mu.Unlock()
+	p.t.LoseConnection()
+}
+
+// send queues an encoded frame. It never blocks on the network: a peer
+// whose queue would exceed the hub's limit is disconnected. It reports
+// whether the frame was queued.
+func (p *peer) send(frame []byte) bool {
+	p.mu.Lock()
+	if p.closed || p.flushClose {
+		p.mu.Unlock()
+		return false
+	}
+	if p.queued+len(frame) > p.hub.cfg.QueueBytes {
+		p.closed = true
+		p.queue = nil
+		n := p.queued
+		p.mu.Unlock()
+		p.stopped.Store(true)
+		p.hub.overflows.Add(1)
+		p.log.Warn(fmt.Sprintf("outgoing queue full (%d bytes unsent, limit %d): disconnecting slow reader", n, p.hub.cfg.QueueBytes), "id", p.idForLog())
+		p.t.AbortConnection()
+		return false
+	}
+	p.queue = append(p.queue, frame)
+	p.queued += len(frame)
+	if !p.writing {
+		p.writing = true
+		p.drained = make(chan struct{})
+		go p.drain(p.drained)
+	}
+	p.mu.Unlock()
+	return true
+}
+
+// drain is the peer's writer. It runs only while the queue is non-empty,
+// so an idle connection costs no goroutine, and writes everything queued
+// at each turn in as few writes as possible.
+func (p *peer) drain(done chan struct{}) {
+	defer close(done)
+	var batch [][]byte
+	for {
+		p.mu.Lock()
+		if p.closed || len(p.queue) == 0 {
+			closeNow := !p.closed && p.flushClose
+			p.writing = false
+			if cap(p.queue) > 64 {
+				p.queue = nil
+			}
+			p.mu.Unlock()
+			if closeNow {
+				p.t.LoseConnection()
+			}
+			return
+		}
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		n, err := p.writeBatch(batch)
+		clear(batch)
+		p.mu.Lock()
+		p.queued -= n
+		if err != nil {
+			p.closed = true
+			p.queue = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *peer) writeBatch(batch [][]byte) (int, error) {
+	if len(batch) == 1 {
+		_, err := p.t.Write(batch[0])
+		return len(batch[0]), err
+	}
+	bp := writeBufs.Get().(*[]byte)
+	defer writeBufs.Put(bp)
+	total := 0
+	for i := 0; i < len(batch); {
+		buf := (*bp)[:0]
+		for ; i < len(batch) && (len(buf) == 0 || len(buf)+len(batch[i]) <= maxWrite); i++ {
+			buf = append(buf, batch[i]...)
+		}
+		*bp = buf[:0]
+		if _, err := p.t.Write(buf); err != nil {
+			return total + len(buf), err
+		}
+		total += len(buf)
+	}
+	return total, nil
+}
+
+// idForLog returns the ID the peer logged in with, from any goroutine.
+func (p *peer) idForLog() string {
+	if k := p.key.Load(); k != nil {
+		return *k
+	}
+	return ""
+}
+
+// handle processes one frame; it returns false to stop decoding.
+func (p *peer) handle(f wire.Frame) bool {
+	p.lastActive.Store(p.hub.clock.Now().UnixNano())
+	p.version = f.Version
+	if len(f.Body) > 0 && !utf8.Valid(f.Body) {
+		p.replyError(wire.CodeBadBody, "body is not UTF-8", nil)
+		return !p.stopped.Load()
+	}
+	switch f.Command {
+	case wire.CmdHeartbeat:
+	case wire.CmdVerify:
+		p.verify(f.Body)
+	case wire.CmdSingle, wire.CmdGroup, wire.CmdBroadcast:
+		if p.id.Key == "" {
+			p.replyError(wire.CodeNotVerified, "verify first (command 1)", nil)
+			break
+		}
+		p.chat(f.Command, f.Body)
+	default:
+		p.replyError(wire.CodeUnknownCmd, fmt.Sprintf("unknown command %d", f.Command), nil)
+	}
+	return !p.stopped.Load()
+}
+
+func (p *peer) verify(body []byte) {
+	var v wire.Verify
+	if err := json.Unmarshal(body, &v); err != nil {
+		p.replyError(wire.CodeBadBody, "verify body: "+jsonProblem(err), nil)
+		return
+	}
+	id, err := wire.ParseID(v.PhoneNumber)
+	if err != nil {
+		p.replyError(wire.CodeBadBody, "phone_number: "+err.Error(), nil)
+		return
+	}
+	// Copy: the body aliases the read buffer.
+	id.Raw = append(json.RawMessage(nil), id.Raw...)
+	p.id = id
+	p.hub.login(p, id)
+}
+
+func (p *peer) chat(cmd uint32, body []byte) {
+	var c wire.Chat
+	if err := json.Unmarshal(body, &c); err != nil {
+		p.replyError(wire.CodeBadBody, "chat body: "+jsonProblem(err), nil)
+		return
+	}
+	from, err := wire.ParseID(c.From)
+	if err != nil {
+		p.replyError(wire.CodeBadBody, "chat_from: "+err.Error(), nil)
+		return
+	}
+	if from.Key != p.id.Key {
+		p.log.Warn("refused a message whose chat_from names another user", "id", p.id.Key, "chat_from", from.Key)
+		p.replyError(wire.CodeNotYou, "chat_from must be your own ID", nil)
+		return
+	}
+	if len(c.Content) == 0 || c.Content[0] != '"' {
+		p.replyError(wire.CodeBadBody, "chat_content must be a string", nil)
+		return
+	}
+	var to []wire.ID
+	switch cmd {
+	case wire.CmdSingle:
+		id, err := wire.ParseID(c.To)
+		if err != nil {
+			p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+			return
+		}
+		to = []wire.ID{id}
+	case wire.CmdGroup:
+		var list []json.RawMessage
+		if err := json.Unmarshal(c.To, &list); err != nil || len(list) == 0 {
+			p.replyError(wire.CodeBadBody, "chat_to must be a non-empty list of IDs", nil)
+			return
+		}
+		to = make([]wire.ID, 0, len(list))
+		for _, raw := range list {
+			id, err := wire.ParseID(raw)
+			if err != nil {
+				p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+				return
+			}
+			to = append(to, id)
+		}
+	}
+	msg := newMessage(cmd+100, wire.AppendDelivered(nil, p.id.Raw, c.Content))
+	if cmd == wire.CmdBroadcast {
+		p.hub.broadcast(p, msg)
+		return
+	}
+	if missed := p.hub.deliver(to, msg); len(missed) > 0 {
+		raws := make([]json.RawMessage, len(missed))
+		for i, id := range missed {
+			raws[i] = id.Raw
+		}
+		p.replyError(wire.CodeUndelivered, "not delivered: recipient offline", raws)
+	}
+}
+
+func (p *peer) reply(cmd uint32, body []byte) {
+	p.send(wire.AppendFrame(nil, p.version, cmd, body))
+}
+
+func (p *peer) replyError(code int, text string, undelivered []json.RawMessage) {
+	body, _ := json.Marshal(wire.ErrorBody{Code: code, Error: text, Undelivered: undelivered})
+	p.reply(wire.CmdError, body)
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("%s has the wrong type (%s)", te.Field, te.Value)
+		}
+		return "must be a JSON object"
+	}
+	return "not valid JSON"
+}
+
+// message is one relayed message, encoded once per protocol version in use
+// by its recipients (in practice once).
+type message struct {
+	cmd    uint32
+	body   []byte
+	frames []versioned
+}
+
+type versioned struct {
+	version uint32
+	frame   []byte
+}
+
+func newMessage(cmd uint32, body []byte) *message { return &message{cmd: cmd, body: body} }
+
+func (m *message) frame(version uint32) []byte {
+	for _, v := range m.frames {
+		if v.version == version {
+			return v.frame
+		}
+	}
+	f := wire.AppendFrame(make([]byte, 0, wire.HeaderLen+len(m.body)), version, m.cmd, m.body)
+	m.frames = append(m.frames, versioned{version, f})
+	return f
+}
