@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
+	_ "github.com/twistd-go/twistd/internal/plugins/ftplite"
 )
