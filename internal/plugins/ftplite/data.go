@@ -257,18 +257,42 @@ func (s *session) openData(ctx context.Context, d dataSpec) (net.Conn, error) {
 			return nil, err
 		}
 	}
-	if d.tls {
-		tc := tls.Server(c, s.srv.tls)
-		hctx, cancel := context.WithDeadline(ctx, deadline)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("TLS on data connection: %w", err)
-		}
-		c = tc
-	}
 	return c, nil
+}
+
+var noDataConn = result{code: 425, text: "Cannot open data connection."}
+
+// openTransfer opens the data connection, sends the 150 reply and, under
+// PROT P, runs the TLS handshake. Failures are logged; the caller answers
+// noDataConn.
+func (s *session) openTransfer(ctx context.Context, d dataSpec, v, opening string) (net.Conn, bool) {
+	c, err := s.openData(ctx, d)
+	if err == nil {
+		s.reply(150, opening)
+		c, err = s.secureData(ctx, d, c)
+	}
+	if err != nil {
+		s.log.Info("no data connection", "path", v, "error", err)
+		return nil, false
+	}
+	return c, true
+}
+
+// secureData runs the TLS handshake on a data connection under PROT P.
+// Clients start it after the 150 reply (as vsftpd expects), so it comes
+// after that reply here too.
+func (s *session) secureData(ctx context.Context, d dataSpec, c net.Conn) (net.Conn, error) {
+	if !d.tls {
+		return c, nil
+	}
+	tc := tls.Server(c, s.srv.tls)
+	hctx, cancel := context.WithTimeout(ctx, s.srv.cfg.DataTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS on the data connection: %w", err)
+	}
+	return tc, nil
 }
 
 func cmdRetr(s *session, arg string) {
@@ -312,16 +336,14 @@ func cmdRetr(s *session, arg string) {
 }
 
 func (s *session) download(ctx context.Context, d dataSpec, f *os.File, v string, size int64, ascii bool) result {
-	c, err := s.openData(ctx, d)
-	if err != nil {
-		s.log.Info("no data connection", "path", v, "error", err)
-		return result{code: 425, text: "Cannot open data connection."}
-	}
 	mode := "BINARY"
 	if ascii {
 		mode = "ASCII"
 	}
-	s.reply(150, fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", mode, path.Base(v), size))
+	c, ok := s.openTransfer(ctx, d, v, fmt.Sprintf("Opening %s mode data connection for %s (%d bytes).", mode, path.Base(v), size))
+	if !ok {
+		return noDataConn
+	}
 	var src io.Reader = f
 	if ascii {
 		src = &toCRLF{r: bufio.NewReaderSize(f, 64<<10)}
@@ -454,14 +476,12 @@ func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tm
 			s.srv.root.Remove(tmp)
 		}
 	}
-	c, err := s.openData(ctx, d)
-	if err != nil {
+	c, ok := s.openTransfer(ctx, d, v, "Ok to send data.")
+	if !ok {
 		f.Close()
 		discard()
-		s.log.Info("no data connection", "path", v, "error", err)
-		return result{code: 425, text: "Cannot open data connection."}
+		return noDataConn
 	}
-	s.reply(150, "Ok to send data.")
 	var src io.Reader = c
 	if ascii {
 		src = &fromCRLF{r: bufio.NewReaderSize(c, 64<<10)}

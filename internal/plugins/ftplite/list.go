@@ -52,16 +52,14 @@ func (s *session) startList(kind listKind, arg string) {
 		prefix = strings.TrimSuffix(arg, "/") + "/"
 	}
 	s.startJob("listing", true, func(ctx context.Context) result {
-		c, err := s.openData(ctx, d)
-		if err != nil {
-			s.log.Info("no data connection", "path", v, "error", err)
-			return result{code: 425, text: "Cannot open data connection."}
+		c, ok := s.openTransfer(ctx, d, v, "Here comes the directory listing.")
+		if !ok {
+			return noDataConn
 		}
-		s.reply(150, "Here comes the directory listing.")
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
 		w := &deadlineWriter{c: c, timeout: s.srv.cfg.DataTimeout}
-		err = s.listTo(w, kind, v, rel, prefix, -1)
+		err := s.listTo(w, kind, v, rel, prefix, -1)
 		if cerr := c.Close(); err == nil {
 			err = cerr
 		}
