@@ -58,18 +58,18 @@ func newTestServerOn(t *testing.T, iface string, mod func(*Config)) *testServer 
 	base := t.TempDir()
 	ts := &testServer{base: base, root: filepath.Join(base, "root"), outside: filepath.Join(base, "outside"), logs: &testutil.Buffer{}}
 	files := map[string]string{
-		"sub/a.txt":                   "hello\n",
-		"sub/nested/deep.txt":         "deep\n",
-		"zwei ü.txt":                  "umlaut\n",
-		"with space/file one.txt":     "spaced\n",
-		"text.txt":                    "line one\nline two\nline three\n",
-		"tree/top.txt":                "top\n",
-		"tree/dir one/b.txt":          "b\n",
-		"tree/dir one/ü/ç.txt":        "cedilla\n",
-		"tree/deep/er/est/file.bin":   strings.Repeat("\x00\x01binary", 1000),
-		"keep.txt":                    "old content\n",
-		"../outside/secret.txt":       secretText,
-		"../outside/dir/more.txt":     secretText,
+		"sub/a.txt":                 "hello\n",
+		"sub/nested/deep.txt":       "deep\n",
+		"zwei ü.txt":                "umlaut\n",
+		"with space/file one.txt":   "spaced\n",
+		"text.txt":                  "line one\nline two\nline three\n",
+		"tree/top.txt":              "top\n",
+		"tree/dir one/b.txt":        "b\n",
+		"tree/dir one/ü/ç.txt":      "cedilla\n",
+		"tree/deep/er/est/file.bin": strings.Repeat("\x00\x01binary", 1000),
+		"keep.txt":                  "old content\n",
+		"../outside/secret.txt":     secretText,
+		"../outside/dir/more.txt":   secretText,
 	}
 	for name, body := range files {
 		p := filepath.Join(ts.root, name)
