@@ -91,6 +91,17 @@ func (s *session) resolve(arg string) (virtual, rel string, ok bool) {
 	return v, jail.Rel(v), true
 }
 
+// resolveEntry is resolve for names that must not be the root itself
+// (the target of STOR, APPE or RNTO).
+func (s *session) resolveEntry(arg string) (virtual, rel string, ok bool) {
+	virtual, rel, ok = s.resolve(arg)
+	if ok && virtual == "/" {
+		s.reply(553, "Not allowed on the root directory.")
+		return "", "", false
+	}
+	return virtual, rel, ok
+}
+
 // fsFail answers a failed file-system call. The text never carries the
 // error itself, which may name real paths.
 func (s *session) fsFail(op, virtual string, err error) {
@@ -390,12 +401,8 @@ func cmdRnto(s *session, arg string) {
 		s.reply(503, "RNFR required first.")
 		return
 	}
-	v, rel, ok := s.resolve(arg)
+	v, rel, ok := s.resolveEntry(arg)
 	if !ok {
-		return
-	}
-	if v == "/" {
-		s.reply(553, "Cannot rename onto the root directory.")
 		return
 	}
 	if err := s.srv.root.Rename(jail.Rel(from), rel); err != nil {

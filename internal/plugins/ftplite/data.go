@@ -346,7 +346,7 @@ func (s *session) download(ctx context.Context, d dataSpec, f *os.File, v string
 	}
 	var src io.Reader = f
 	if ascii {
-		src = &toCRLF{r: bufio.NewReaderSize(f, 64<<10)}
+		src = &asciiReader{r: bufio.NewReaderSize(f, 64<<10), out: true}
 	}
 	start := time.Now()
 	n, err := s.copyOut(ctx, c, src)
@@ -366,31 +366,24 @@ func (s *session) download(ctx context.Context, d dataSpec, f *os.File, v string
 // io.LimitedReader, which the kernel serves with sendfile(2): c must stay
 // the bare *net.TCPConn for that, so nothing wraps it here.
 func (s *session) copyOut(ctx context.Context, c net.Conn, src io.Reader) (int64, error) {
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	var total int64
-	for {
-		c.SetWriteDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
-		n, err := io.CopyN(c, src, chunk)
-		total += n
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
+	return s.pump(ctx, c, c, src, c.SetWriteDeadline)
 }
 
 // copyIn receives from c into f; from a TCP connection into a file the
 // kernel splices.
 func (s *session) copyIn(ctx context.Context, f *os.File, c net.Conn, src io.Reader) (int64, error) {
+	return s.pump(ctx, c, f, src, c.SetReadDeadline)
+}
+
+// pump copies in chunks, pushing the data connection's deadline before
+// each; ending ctx (ABOR, lost session) closes c to interrupt it.
+func (s *session) pump(ctx context.Context, c net.Conn, dst io.Writer, src io.Reader, extend func(time.Time) error) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	var total int64
 	for {
-		c.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
-		n, err := io.CopyN(f, src, chunk)
+		extend(time.Now().Add(s.srv.cfg.DataTimeout))
+		n, err := io.CopyN(dst, src, chunk)
 		total += n
 		if err == io.EOF {
 			return total, nil
@@ -414,12 +407,8 @@ func (s *session) startUpload(arg string, appe bool) {
 		s.reply(550, "Permission denied.")
 		return
 	}
-	v, rel, ok := s.resolve(arg)
+	v, rel, ok := s.resolveEntry(arg)
 	if !ok {
-		return
-	}
-	if v == "/" {
-		s.reply(553, "Cannot store onto the root directory.")
 		return
 	}
 	root := s.srv.root
@@ -484,7 +473,7 @@ func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tm
 	}
 	var src io.Reader = c
 	if ascii {
-		src = &fromCRLF{r: bufio.NewReaderSize(c, 64<<10)}
+		src = &asciiReader{r: bufio.NewReaderSize(c, 64<<10)}
 	}
 	start := time.Now()
 	n, err := s.copyIn(ctx, f, c, src)
@@ -498,7 +487,7 @@ func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tm
 		err = context.Cause(ctx)
 	}
 	if err == nil && tmp != "" {
-		err = s.srv.root.Rename(tmp, rel)
+		err = s.commit(tmp, rel)
 	}
 	if err != nil {
 		discard()
@@ -513,6 +502,22 @@ func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tm
 	return result{code: 226, text: "Transfer complete."}
 }
 
+// commit puts a finished upload in place. Anonymous uploads never
+// replace a file, even one created by a concurrent upload: a hard link
+// fails if the name exists, where a rename would overwrite it.
+func (s *session) commit(tmp, rel string) error {
+	s.mu.Lock()
+	anon := s.anon
+	s.mu.Unlock()
+	if !anon {
+		return s.srv.root.Rename(tmp, rel)
+	}
+	if err := s.srv.root.Link(tmp, rel); err != nil {
+		return err
+	}
+	return s.srv.root.Remove(tmp)
+}
+
 // tempName is a hidden name beside rel for an upload in progress.
 func tempName(rel string) string {
 	dir, base := path.Split(rel)
@@ -522,14 +527,16 @@ func tempName(rel string) string {
 	return fmt.Sprintf("%s.%s.ftp-upload-%08x", dir, base, rand.Uint32())
 }
 
-// toCRLF turns LF line ends into CRLF for TYPE A downloads.
-type toCRLF struct {
+// asciiReader converts line ends for TYPE A: LF to CRLF on the way out
+// (downloads), CRLF to LF on the way in (uploads).
+type asciiReader struct {
 	r      *bufio.Reader
-	lf     bool // an LF is owed after the CR just sent
+	out    bool // add CRs (download) rather than drop them (upload)
+	lf     bool // an LF is owed after the CR just given
 	prevCR bool
 }
 
-func (a *toCRLF) Read(p []byte) (int, error) {
+func (a *asciiReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if a.lf {
@@ -548,33 +555,12 @@ func (a *toCRLF) Read(p []byte) (int, error) {
 			}
 			return 0, err
 		}
-		if b == '\n' && !a.prevCR {
-			b, a.lf = '\r', true
-		}
-		a.prevCR = b == '\r' && !a.lf
-		p[n] = b
-		n++
-	}
-	return n, nil
-}
-
-// fromCRLF drops the CR of each CRLF for TYPE A uploads.
-type fromCRLF struct{ r *bufio.Reader }
-
-func (a *fromCRLF) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if n > 0 && a.r.Buffered() == 0 {
-			break
-		}
-		b, err := a.r.ReadByte()
-		if err != nil {
-			if n > 0 {
-				return n, nil
+		if a.out {
+			if b == '\n' && !a.prevCR {
+				b, a.lf = '\r', true
 			}
-			return 0, err
-		}
-		if b == '\r' {
+			a.prevCR = b == '\r' && !a.lf
+		} else if b == '\r' {
 			if next, err := a.r.Peek(1); err == nil && next[0] == '\n' {
 				continue
 			}

@@ -384,3 +384,26 @@ func TestAborTelnet(t *testing.T) {
 	}
 	c.expect(200, "NOOP")
 }
+
+// TestAnonymousWrite: --anonymous-write allows new files and directories
+// only.
+func TestAnonymousWrite(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.AnonWrite = true })
+	c := dialCtrl(t, ts.addr)
+	c.login("ftp", "x@")
+	c.expect(200, "TYPE I")
+	if code := c.store("STOR up/new.txt", []byte("fresh")); code != 226 || ts.read(t, "up/new.txt") != "fresh" {
+		t.Fatalf("anonymous STOR of a new file: %d", code)
+	}
+	c.expect(257, "MKD up/dir")
+	for _, line := range []string{"STOR keep.txt", "STOR up/new.txt", "APPE up/new.txt", "DELE up/new.txt", "RNFR up/new.txt", "RMD up/dir", "SITE CHMOD 777 up/new.txt"} {
+		if code, msg := c.cmd(line); code != 550 {
+			t.Errorf("anonymous %s: %d %s", line, code, msg)
+		}
+	}
+	c.expect(350, "REST 2")
+	c.expect(550, "STOR up/new.txt")
+	if ts.read(t, "keep.txt") != "old content\n" || ts.read(t, "up/new.txt") != "fresh" {
+		t.Fatal("anonymous changed an existing file")
+	}
+}

@@ -257,11 +257,15 @@ func (s *session) startJob(what string, abortable bool, fn func(ctx context.Cont
 		s.job = nil
 		s.busy.Store(false)
 		s.touch()
-		if j.aborted {
+		switch {
+		case !j.aborted:
+			s.reply(r.code, r.text)
+		case r.code == 226: // ABOR came after the transfer was done
+			s.reply(r.code, r.text)
+			s.reply(226, "ABOR successful.")
+		default:
 			s.reply(426, "Connection closed; transfer aborted.")
 			s.reply(226, "ABOR successful.")
-		} else {
-			s.reply(r.code, r.text)
 		}
 		if r.closeText != "" && !s.quit {
 			s.quit = true

@@ -41,12 +41,8 @@ func FuzzResolve(f *testing.F) {
 		f.Add("/sub", s)
 	}
 	f.Fuzz(func(t *testing.T, cwd, arg string) {
-		cwd, err := Resolve("/", cwd)
-		if err != nil {
-			return
-		}
-		v, err := Resolve(cwd, arg)
-		if err != nil {
+		v, ok := resolveBoth(cwd, arg)
+		if !ok {
 			return
 		}
 		if !strings.HasPrefix(v, "/") || HasControl(v) {
@@ -92,12 +88,8 @@ func FuzzRootOpen(f *testing.F) {
 		f.Add("/", s)
 	}
 	f.Fuzz(func(t *testing.T, cwd, arg string) {
-		cwd, err := Resolve("/", cwd)
-		if err != nil {
-			return
-		}
-		v, err := Resolve(cwd, arg)
-		if err != nil {
+		v, ok := resolveBoth(cwd, arg)
+		if !ok {
 			return
 		}
 		file, err := root.Open(Rel(v))
@@ -113,4 +105,14 @@ func FuzzRootOpen(f *testing.F) {
 			t.Fatalf("%q (cwd %q) opened %s, outside %s", arg, cwd, where, realRoot)
 		}
 	})
+}
+
+// resolveBoth resolves a fuzzed current directory, then arg inside it.
+func resolveBoth(cwd, arg string) (string, bool) {
+	cwd, err := Resolve("/", cwd)
+	if err != nil {
+		return "", false
+	}
+	v, err := Resolve(cwd, arg)
+	return v, err == nil
 }
