@@ -33,7 +33,7 @@ bench: bench-ftp
 # ftp-lite against vsftpd (Debian package vsftpd) with curl, in one run:
 # RETR 1 GiB, STOR 256 MiB, LIST of 10,000 files; medians and ratios.
 bench-ftp:
-	FTP_BENCH=1 $(GO) test -run '^$$' -bench FTP -benchtime 9x -count 1 ./internal/plugins/ftplite/ | tee bench-ftp.out
+	FTP_BENCH=1 $(GO) test -run '^$$' -bench FTP -benchtime 15x -count 1 ./internal/plugins/ftplite/ | tee bench-ftp.out
 
 clean:
 	rm -rf bin bench.out bench-ftp.out

@@ -217,6 +217,11 @@ func TestFtplibIPv6(t *testing.T) {
 	ts := newTestServerOn(t, "::1", nil)
 	python(t, ts, "::1", pyIPv6)
 	ts.waitLog(t, "path=/sub/a.txt")
+	c := dialCtrl(t, ts.addr)
+	c.login("anonymous", "x@")
+	c.expect(425, "PASV")
+	c.expect(522, "EPSV 1")
+	c.expect(229, "EPSV 2")
 }
 
 const pyTLS = `

@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -302,7 +303,9 @@ func cmdRetr(s *session, arg string) {
 	if !ok {
 		return
 	}
-	f, err := s.srv.root.Open(rel)
+	// O_NONBLOCK: opening a named pipe must not block the session; for a
+	// regular file it changes nothing.
+	f, err := s.srv.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		s.fsFail("Open", v, err)
 		return

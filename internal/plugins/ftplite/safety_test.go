@@ -229,6 +229,21 @@ func TestLimits(t *testing.T) {
 	c.expect(227, "PASV")
 	c.expect(425, "RETR sub/a.txt") // nobody connects to the passive port
 
+	// A download the client stops reading ends after the data timeout.
+	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
+	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 256<<20))
+	c.expect(200, "TYPE I")
+	d := c.epsv()
+	c.expect(150, "RETR huge.bin")
+	if msg := c.expect(213, "STAT"); !strings.Contains(msg, "download in progress") {
+		t.Errorf("STAT during a transfer: %q", msg)
+	}
+	if code, msg := c.read(); code != 426 {
+		t.Fatalf("stalled download: %d %s", code, msg)
+	}
+	d.Close()
+	c.expect(200, "NOOP")
+
 	// Per-address limit: a second connection from 127.0.0.1 is the limit,
 	// a third is refused; 127.0.0.2 may still come; then the total is full.
 	dialCtrl(t, ts.addr)
@@ -406,4 +421,18 @@ func TestAnonymousWrite(t *testing.T) {
 	if ts.read(t, "keep.txt") != "old content\n" || ts.read(t, "up/new.txt") != "fresh" {
 		t.Fatal("anonymous changed an existing file")
 	}
+}
+
+// TestSpecialFiles: a named pipe in the tree is refused at once instead
+// of blocking the session on open.
+func TestSpecialFiles(t *testing.T) {
+	ts := newTestServer(t, nil)
+	must(t, syscall.Mkfifo(filepath.Join(ts.root, "fifo"), 0o644))
+	c := dialCtrl(t, ts.addr)
+	c.login(testUser, testPassword)
+	c.epsv()
+	c.expect(550, "RETR fifo")
+	c.expect(550, "SIZE fifo")
+	c.expect(550, "STOR fifo")
+	c.expect(200, "NOOP")
 }
