@@ -47,6 +47,7 @@ type testServer struct {
 	outside string
 	logs    *testutil.Buffer
 	cfg     Config
+	stop    func() // stops the server with a 5 s grace period
 }
 
 func newTestServer(t *testing.T, mod func(*Config)) *testServer {
@@ -110,11 +111,12 @@ func newTestServerOn(t *testing.T, iface string, mod func(*Config)) *testServer 
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	ts.stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c.Stop(ctx)
-	})
+	}
+	t.Cleanup(ts.stop)
 	ts.addr = port.Addr().String()
 	ts.port = port.Addr().(*net.TCPAddr).Port
 	snap := snapshot(t, ts.outside)

@@ -436,3 +436,32 @@ func TestSpecialFiles(t *testing.T) {
 	c.expect(550, "STOR fifo")
 	c.expect(200, "NOOP")
 }
+
+// TestGracefulStop: a stop lets a running download finish, then says 421.
+func TestGracefulStop(t *testing.T) {
+	ts := newTestServer(t, nil)
+	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
+	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 64<<20))
+	c := dialCtrl(t, ts.addr)
+	c.login("anonymous", "x@")
+	c.expect(200, "TYPE I")
+	d := c.epsv()
+	c.expect(150, "RETR huge.bin")
+	stopped := make(chan struct{})
+	go func() { ts.stop(); close(stopped) }()
+	ts.waitLog(t, "stopped listening")
+	n, err := io.Copy(io.Discard, d)
+	must(t, err)
+	if code, msg := c.read(); code != 226 || n != 64<<20 {
+		t.Fatalf("download during stop: %d bytes, %d %s", n, code, msg)
+	}
+	if code, msg := c.read(); code != 421 {
+		t.Fatalf("after the download: %d %s", code, msg)
+	}
+	c.c.Close()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return")
+	}
+}
