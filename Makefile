@@ -35,5 +35,10 @@ bench: bench-ftp
 bench-ftp:
 	FTP_BENCH=1 $(GO) test -run '^$$' -bench FTP -benchtime 15x -count 1 ./internal/plugins/ftplite/ | tee bench-ftp.out
 
+# Man pages from the cobra command tree (dated by SOURCE_DATE_EPOCH, or a
+# fixed date); cmd/gen-man's test fails when man/ is stale.
+man:
+	$(GO) run ./cmd/gen-man man
+
 clean:
 	rm -rf bin bench.out bench-ftp.out

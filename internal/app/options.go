@@ -22,11 +22,14 @@ type Options struct {
 	Prefix      string
 	EUID        bool
 	Grace       time.Duration
-}
+	StartWait   time.Duration
 
-// notYet lists runner flags declared for the daemon issue and refused until
-// it lands.
-var notYet = []string{"pidfile", "rundir", "uid", "gid", "umask", "chroot", "syslog", "prefix", "euid"}
+	// Application files and profiling (application.go, profile.go).
+	Application string
+	Check       bool
+	Profile     string
+	ProfileMem  string
+}
 
 func (o *Options) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
@@ -34,14 +37,15 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Logfile, "logfile", "l", "", "log to this file (\"-\" for stdout; default stdout with --nodaemon, twistd.log otherwise)")
 	fs.IntVar(&o.LogMaxSize, "logfile-max-size", 1, "rotate the log file when it reaches this many MiB")
 	fs.IntVar(&o.LogMaxFiles, "logfile-max-files", 10, "number of rotated log files to keep (0 keeps all)")
-	fs.StringVar(&o.Pidfile, "pidfile", "twistd.pid", "name of the pidfile ('' for none)")
-	fs.StringVarP(&o.Rundir, "rundir", "d", ".", "change to this directory before running")
+	fs.StringVar(&o.Pidfile, "pidfile", "twistd.pid", "name of the pidfile, locked while the daemon runs ('' for none)")
+	fs.StringVarP(&o.Rundir, "rundir", "d", ".", "change to this directory before running; relative --pidfile and --logfile are in it")
 	fs.StringVarP(&o.UID, "uid", "u", "", "user name or id to run as after binding")
 	fs.StringVarP(&o.GID, "gid", "g", "", "group name or id to run as after binding")
 	fs.StringVar(&o.Umask, "umask", "", "umask to use (octal; default 0077 when daemonized)")
-	fs.StringVar(&o.Chroot, "chroot", "", "chroot to this directory after binding")
-	fs.BoolVar(&o.Syslog, "syslog", false, "log to the local syslog instead of a file")
-	fs.StringVar(&o.Prefix, "prefix", "twistd", "syslog tag")
+	fs.StringVar(&o.Chroot, "chroot", "", "chroot to this directory after binding (--pidfile and --logfile must be inside it)")
+	fs.BoolVar(&o.Syslog, "syslog", false, "log to the local syslog (/dev/log) instead of a file")
+	fs.StringVar(&o.Prefix, "prefix", "twistd", "syslog tag (with --syslog)")
 	fs.BoolVar(&o.EUID, "euid", false, "set only the effective user and group ids")
 	fs.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a shutdown waits for connections in flight")
+	fs.DurationVar(&o.StartWait, "start-timeout", time.Minute, "how long the starting command waits for the daemon to report ready")
 }

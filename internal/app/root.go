@@ -38,6 +38,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	code := codeOf(err)
+	if errors.Is(err, errQuiet) {
+		return code
+	}
+	if lines, ok := errorLines(err); ok {
+		for _, l := range lines {
+			fmt.Fprintf(stderr, "twistd: %s\n", l)
+		}
+		return code
+	}
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	var inv *pflag.InvalidValueError
 	if errors.As(err, &inv) && !strings.Contains(msg, ": invalid value ") {
@@ -53,11 +62,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 const rootUsage = `Usage:
   twistd [options] PLUGIN [plugin options]
+  twistd [options] -y APPLICATION.toml
   twistd COMMAND [command options]
 
 Runs a compiled-in network plugin as a Unix daemon (or in the foreground
 with --nodaemon). Runner options go before the plugin name, the plugin's
-options after it.
+options after it. An application file runs several services at once.
 
 Options:
 {{.LocalFlags.FlagUsages}}
@@ -101,6 +111,9 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Application != "" {
+				return runApplication(opts, cmd.Flags(), stdout, stderr)
+			}
 			cmd.SetOut(stderr)
 			cmd.Usage()
 			return usageErrorf("no plugin given")
@@ -114,12 +127,14 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(flagError)
 	root.AddGroup(&cobra.Group{ID: "plugins", Title: "Plugins:"})
 	opts.register(root.Flags())
+	opts.registerApp(root.Flags())
 	root.Flags().BoolP("help", "h", false, "show this help")
 	root.Flags().Bool("version", false, "show the version")
 
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
+	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr))
 	return root
 }
 
@@ -137,8 +152,14 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Application != "" {
+				return usageErrorf("give an application file (-y) or a plugin, not both")
+			}
 			if missing := plugins.MissingRequired(cmd.Flags()); len(missing) > 0 {
 				return usageErrorf("%s: missing required option %s", m.Name, strings.Join(missing, ", "))
+			}
+			if opts.Check {
+				return checkPlugin(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
 			}
 			return run(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
 		},

@@ -11,39 +11,41 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/twistd-go/twistd/internal/app/daemon"
 	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins"
 )
 
-// runner carries one run of the lifecycle (DESIGN.md): build → open logs →
-// privileged start → start → wait for a signal → stop in reverse → exit.
+// runner carries one run of the lifecycle (DESIGN.md): build → daemonize →
+// open logs → pidfile → privileged start → chroot → drop privileges →
+// start → ready → wait for a signal → stop in reverse → release → exit.
 type runner struct {
 	opts   *Options
-	name   string // application name: the plugin or application file's
+	proc   *process // validated process settings (paths, ids, umask)
+	name   string   // application name: the plugin or application file's
 	out    *logging.SwitchWriter
 	log    *slog.Logger
 	root   *service.Collection
 	stdout io.Writer
 	stderr io.Writer
+
+	sink   *logging.Sink
+	status *daemon.Status // the parent's status pipe, in the daemon child
 }
 
 // newRunner checks the runner options and sets up logging to stderr until
 // the real sink is open, so services built now log to the right place.
 func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr io.Writer) (*runner, error) {
-	for _, f := range notYet {
-		if flags.Changed(f) {
-			return nil, usageErrorf("--%s is not implemented yet", f)
-		}
-	}
-	if !opts.NoDaemon {
-		return nil, usageErrorf("daemon mode is not implemented yet; use --nodaemon (-n)")
-	}
 	if opts.Grace < 0 {
 		return nil, usageErrorf("invalid value %q for --grace: must not be negative", opts.Grace)
+	}
+	if opts.StartWait <= 0 {
+		return nil, usageErrorf("invalid value %q for --start-timeout: must be positive", opts.StartWait)
 	}
 	if opts.LogMaxSize <= 0 {
 		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be at least 1 (MiB)", opts.LogMaxSize)
@@ -51,8 +53,15 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	if opts.LogMaxFiles < 0 {
 		return nil, usageErrorf("invalid value %d for --logfile-max-files: must not be negative", opts.LogMaxFiles)
 	}
-	r := &runner{opts: opts, name: name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
-	r.log = slog.New(logging.NewTextHandler(r.out, nil))
+	proc, err := checkProcess(opts, flags)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{opts: opts, proc: proc, name: name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
+	// The journal and syslog stamp lines themselves and read a <priority>
+	// prefix instead of our level words' position.
+	journal := opts.Syslog || (proc.logfile == "" && logging.IsJournal(os.Stdout))
+	r.log = slog.New(logging.NewTextHandler(r.out, &logging.Options{Journal: journal}))
 	r.root = service.NewCollection(name, r.log)
 	return r, nil
 }
@@ -82,37 +91,236 @@ func run(opts *Options, flags *pflag.FlagSet, name string, build plugins.Build, 
 }
 
 func (r *runner) run() error {
+	if !r.opts.NoDaemon {
+		if !daemon.IsChild() {
+			// The starting command: everything was validated above, so
+			// what is left to say comes from the daemon.
+			return failure(daemon.Detach(r.opts.StartWait))
+		}
+		st, err := daemon.Attach()
+		if err != nil {
+			return failure(err)
+		}
+		r.status = st
+	}
+
 	// Signals are caught before any slow work, so a SIGTERM during start-up
-	// is a clean stop rather than the default kill.
+	// is a clean stop rather than the default kill, and SIGUSR1 (whose
+	// default action kills) is safe as soon as the log is open.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	// A closed stdout must not kill us with SIGPIPE; writes then fail instead.
 	signal.Ignore(syscall.SIGPIPE)
 
-	sink, err := logging.Open(logging.Config{File: r.opts.Logfile, MaxSizeMB: r.opts.LogMaxSize, MaxFiles: r.opts.LogMaxFiles}, r.stdout)
-	if err != nil {
-		return failure(err)
+	if r.proc.umask >= 0 {
+		syscall.Umask(r.proc.umask)
 	}
+	if err := os.Chdir(r.proc.rundir); err != nil {
+		return r.early(fmt.Errorf("rundir %s: %w", r.proc.rundir, bareErr(err)))
+	}
+	sink, err := logging.Open(logging.Config{
+		File: r.proc.logfile, MaxSizeMB: r.opts.LogMaxSize, MaxFiles: r.opts.LogMaxFiles,
+		Syslog: r.opts.Syslog, Prefix: r.opts.Prefix,
+	}, r.stdout)
+	if err != nil {
+		return r.early(err)
+	}
+	r.sink = sink
 	defer sink.Close()
 	r.out.Set(sink)
 	slog.SetDefault(r.log)
+	prof, err := startProfiles(r.opts, r.log)
+	if err != nil {
+		return r.startFailed(err)
+	}
+	defer prof.stop()
 
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))
+
+	if r.proc.creds.Requested() && os.Geteuid() == 0 {
+		// Give the log to the target user now, while we may: lumberjack
+		// must rename and recreate it after the drop.
+		if err := sink.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
+			return r.startFailed(err)
+		}
+	}
+	pid, err := r.takePidfile()
+	if err != nil {
+		return r.startFailed(err)
+	}
+	defer r.releasePidfile(pid)
 
 	ctx := context.Background()
 	if err := r.root.PrivilegedStart(ctx); err != nil {
 		return r.startFailed(err)
 	}
+	if err := r.confine(pid); err != nil {
+		return r.startFailed(errors.Join(err, r.root.Stop(ctx)))
+	}
 	if err := r.root.Start(ctx); err != nil {
 		return r.startFailed(err)
 	}
 	r.log.Info("started")
+	r.ready()
+	stopWatchdog := r.watchdog()
 
-	sig := <-sigs
-	r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
+	for sig := range sigs {
+		if sig == syscall.SIGUSR1 {
+			r.reopenLog()
+			continue
+		}
+		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
+		break
+	}
+	stopWatchdog()
+	if _, err := daemon.Notify("STOPPING=1"); err != nil {
+		r.log.Warn(err.Error())
+	}
 	return r.stop(sigs)
+}
+
+// takePidfile claims the pidfile (nil when disabled) and, when privileges
+// will be dropped, gives it to the target user so the daemon can still
+// rewrite it.
+func (r *runner) takePidfile() (*daemon.Pidfile, error) {
+	if r.proc.pidfile == "" {
+		return nil, nil
+	}
+	pid, err := daemon.Acquire(r.proc.pidfile, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if pid.Previous != "" {
+		r.log.Warn(fmt.Sprintf("replaced pidfile %s holding %s", pid.Path(), pid.Previous))
+	}
+	if r.proc.creds.Requested() && os.Geteuid() == 0 {
+		if err := pid.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
+			pid.Release()
+			return nil, err
+		}
+	}
+	return pid, nil
+}
+
+func (r *runner) releasePidfile(pid *daemon.Pidfile) {
+	if err := pid.Release(); err != nil {
+		r.log.Warn(err.Error())
+	}
+}
+
+// confine applies --chroot and then --uid/--gid, after every listener is
+// bound and before any service starts.
+func (r *runner) confine(pid *daemon.Pidfile) error {
+	if dir := r.proc.chroot; dir != "" {
+		if err := daemon.Chroot(dir); err != nil {
+			return err
+		}
+		// The pidfile and log are inside the jail (checked at start-up);
+		// from now on they are reached by their path inside it.
+		if pid != nil {
+			pid.Rebase(inJail(dir, pid.Path()))
+		}
+		if p := r.sink.Path(); p != "" {
+			if err := r.sink.Rebase(inJail(dir, p)); err != nil {
+				return fmt.Errorf("log file after chroot: %w", err)
+			}
+		}
+		r.log.Info("chroot " + dir)
+	}
+	c := r.proc.creds
+	if !c.Requested() {
+		return nil
+	}
+	warning, err := c.Drop()
+	if err != nil {
+		return fmt.Errorf("cannot drop privileges to %s: %w", c, err)
+	}
+	if warning != "" {
+		r.log.Warn(warning)
+	}
+	what := "set"
+	if c.Effective {
+		what = "set effective"
+	}
+	r.log.Info(fmt.Sprintf("%s %s, groups %v", what, c, c.Groups))
+	// Say now, not at shutdown, what the dropped daemon will not manage.
+	if pid != nil && !daemon.DirWritable(pid.Path()) {
+		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: the pidfile will be left behind (unlocked, so stale) at exit", pid.Path(), c))
+	}
+	if p := r.sink.Path(); p != "" && !daemon.DirWritable(p) {
+		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: rotation and reopen on SIGUSR1 will fail", p, c))
+	}
+	return nil
+}
+
+// ready tells whoever waits that every service runs: the starting command
+// through the status pipe and systemd through NOTIFY_SOCKET.
+func (r *runner) ready() {
+	if r.status != nil {
+		// From now on the daemon's stderr is its log file (a crash trace
+		// is kept) or /dev/null, never the parent's pipe.
+		f, _ := r.sink.OpenAppend()
+		if err := r.status.Ready(f); err != nil {
+			r.log.Warn("reporting ready: " + err.Error())
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+	if _, err := daemon.Notify("READY=1\nSTATUS=serving " + r.name); err != nil {
+		r.log.Warn(err.Error())
+	}
+}
+
+// watchdog pings systemd's watchdog while the services run; the returned
+// func stops it and waits for it.
+func (r *runner) watchdog() func() {
+	every := daemon.WatchdogInterval()
+	if every <= 0 {
+		return func() {}
+	}
+	r.log.Info(fmt.Sprintf("systemd watchdog: pinging every %v", every))
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if _, err := daemon.Notify("WATCHDOG=1"); err != nil {
+					r.log.Warn(err.Error())
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// reopenLog handles SIGUSR1: lines after it go to a file opened afresh at
+// the log path, so logrotate's move-then-signal loses nothing.
+func (r *runner) reopenLog() {
+	ok, err := r.sink.Reopen()
+	if err != nil {
+		r.log.Warn("SIGUSR1: closing the log file: " + err.Error())
+	}
+	if !ok {
+		r.log.Info("received SIGUSR1; not logging to a file, nothing to reopen")
+		return
+	}
+	// This line opens the new file.
+	r.log.Info("received SIGUSR1, reopened log file " + r.sink.Path())
+	if r.status != nil {
+		if f, err := r.sink.OpenAppend(); err == nil {
+			daemon.Redirect(f)
+			f.Close()
+		}
+	}
 }
 
 // stop stops the tree under the grace period; a second signal cuts it short.
@@ -122,12 +330,20 @@ func (r *runner) stop(sigs <-chan os.Signal) error {
 	stopped := make(chan struct{})
 	forcedBy := make(chan os.Signal, 1)
 	go func() {
-		select {
-		case s := <-sigs:
-			r.log.Warn(fmt.Sprintf("received %s again, closing everything now", signalName(s)))
-			forcedBy <- s
-			cancel()
-		case <-stopped:
+		for {
+			select {
+			case s := <-sigs:
+				if s == syscall.SIGUSR1 {
+					r.reopenLog()
+					continue
+				}
+				r.log.Warn(fmt.Sprintf("received %s again, closing everything now", signalName(s)))
+				forcedBy <- s
+				cancel()
+				return
+			case <-stopped:
+				return
+			}
 		}
 	}()
 	err := r.root.Stop(ctx)
@@ -146,10 +362,19 @@ func (r *runner) stop(sigs <-chan os.Signal) error {
 	return nil
 }
 
+// early reports a failure that happened before the log was open.
+func (r *runner) early(err error) error {
+	msg := oneLine(err)
+	r.status.Fail(msg)
+	return failure(errors.New(msg))
+}
+
 func (r *runner) startFailed(err error) error {
-	r.log.Error("start-up failed: " + oneLine(err))
+	msg := oneLine(err)
+	r.log.Error("start-up failed: " + msg)
 	r.log.Info("shut down")
-	return failure(errors.New(oneLine(err)))
+	r.status.Fail(msg)
+	return failure(errors.New(msg))
 }
 
 func oneLine(err error) string {
@@ -163,6 +388,8 @@ func signalName(s os.Signal) string {
 			return "SIGINT"
 		case syscall.SIGTERM:
 			return "SIGTERM"
+		case syscall.SIGUSR1:
+			return "SIGUSR1"
 		}
 	}
 	return s.String()

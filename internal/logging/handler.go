@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // SystemKey is the attribute naming which service or connection a line is
@@ -97,12 +96,8 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 		buf = strconv.AppendInt(buf, int64(syslogPriority(r.Level)), 10)
 		buf = append(buf, '>')
 	}
-	if !h.noTime {
-		t := r.Time
-		if t.IsZero() {
-			t = time.Now()
-		}
-		buf = t.AppendFormat(buf, "2006-01-02T15:04:05-0700")
+	if !h.noTime && !r.Time.IsZero() {
+		buf = r.Time.AppendFormat(buf, "2006-01-02T15:04:05-0700")
 		buf = append(buf, ' ')
 	}
 	system := h.system

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,17 +19,25 @@ type Config struct {
 	MaxSizeMB int
 	// MaxFiles is how many rotated files are kept; 0 keeps all.
 	MaxFiles int
+	// Syslog sends lines to the local syslog instead, tagged Prefix.
+	Syslog bool
+	Prefix string
 }
 
 // Sink is an open log destination.
 type Sink struct {
 	io.Writer
-	file *lumberjack.Logger // nil for stdout
+	file   *lumberjack.Logger // nil unless logging to a file
+	closer io.Closer          // syslog connection
 }
 
 // Open opens the destination. For a file it checks at once that the file
-// can be opened, so a bad path is reported at start-up, not lost later.
+// can be opened, so a bad path is reported at start-up, not lost later; a
+// new file gets mode 0640 less the umask.
 func Open(c Config, stdout io.Writer) (*Sink, error) {
+	if c.Syslog {
+		return openSyslog("", "", c.Prefix)
+	}
 	if c.File == "" || c.File == "-" {
 		return &Sink{Writer: stdout}, nil
 	}
@@ -49,7 +58,7 @@ func Open(c Config, stdout io.Writer) (*Sink, error) {
 	return &Sink{Writer: lj, file: lj}, nil
 }
 
-// Path is the log file's path, or "" for stdout.
+// Path is the log file's path, or "" when not logging to a file.
 func (s *Sink) Path() string {
 	if s.file == nil {
 		return ""
@@ -57,8 +66,57 @@ func (s *Sink) Path() string {
 	return s.file.Filename
 }
 
-// Close closes the file, if any.
+// Reopen makes the next line go to a file opened afresh by name: after
+// logrotate (or an operator) moved the file away, lines land in a new file
+// at the path instead of the moved one. lumberjack has no reopen; its
+// Close does exactly this, because Write reopens a closed Logger by name
+// (appending if a file is there, creating one if not). It reports whether
+// there was a file to reopen.
+func (s *Sink) Reopen() (bool, error) {
+	if s.file == nil {
+		return false, nil
+	}
+	return true, s.file.Close()
+}
+
+// Chown gives the log file to uid/gid (-1 keeps one unchanged) before the
+// daemon drops privileges. lumberjack then keeps that owner when it
+// rotates, which an unprivileged process may do only for its own files.
+func (s *Sink) Chown(uid, gid int) error {
+	if s.file == nil {
+		return nil
+	}
+	if err := os.Chown(s.file.Filename, uid, gid); err != nil {
+		return fmt.Errorf("log file %s: %w", s.file.Filename, pathErr(err))
+	}
+	return nil
+}
+
+// Rebase changes the path the file is reopened and rotated by, after a
+// chroot moved the old absolute path. Call it before other goroutines log.
+func (s *Sink) Rebase(path string) error {
+	if s.file == nil {
+		return nil
+	}
+	err := s.file.Close()
+	s.file.Filename = path
+	return err
+}
+
+// OpenAppend opens the current log file for appending, for the daemon's
+// own stderr, so a crash trace ends up in the log.
+func (s *Sink) OpenAppend() (*os.File, error) {
+	if s.file == nil {
+		return nil, errors.New("not logging to a file")
+	}
+	return os.OpenFile(s.file.Filename, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+}
+
+// Close closes the file or syslog connection, if any.
 func (s *Sink) Close() error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
 	if s.file == nil {
 		return nil
 	}

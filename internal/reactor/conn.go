@@ -8,15 +8,23 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// lingerTimeout bounds how long LoseConnection waits for the peer to close
-// its side after ours is shut down.
-const lingerTimeout = 5 * time.Second
+// After LoseConnection shuts down our side, the socket stays open until the
+// peer closes its side, or the peer has acknowledged everything we wrote
+// (checked every lingerPoll), or delivery made no progress for
+// lingerTimeout (a peer that stopped reading). Closing while a slow reader
+// is still receiving would reset the connection and lose what it was
+// promised.
+const (
+	lingerTimeout = 5 * time.Second
+	lingerPoll    = 250 * time.Millisecond
+)
 
 // errPanic marks a connection closed because its protocol panicked.
 var errPanic = errors.New("protocol handler panicked")
@@ -24,10 +32,11 @@ var errPanic = errors.New("protocol handler panicked")
 // conn is the Transport of one connection; its serve method is the
 // connection's goroutine.
 type conn struct {
-	nc    net.Conn
-	proto Protocol
-	log   *slog.Logger
-	port  *Port
+	nc     net.Conn
+	proto  Protocol
+	log    *slog.Logger // the port's; lines about this connection add tag()
+	system string       // the port's System
+	seq    uint64
 
 	wmu     sync.Mutex // serialises writes and the half-close after them
 	closing atomic.Bool
@@ -38,27 +47,61 @@ type conn struct {
 	stopReq bool // a graceful stop asked to interrupt the read
 
 	sent, recv atomic.Int64
+
+	// linger state, used only by the read goroutine after LoseConnection.
+	lingerUnsent   int
+	lingerProgress time.Time
 }
 
-func newConn(nc net.Conn, p *Port, proto Protocol, log *slog.Logger) *conn {
-	c := &conn{nc: nc, proto: proto, log: log, port: p}
+func newConn(nc net.Conn, proto Protocol, log *slog.Logger, system string, seq uint64) *conn {
+	c := &conn{nc: nc, proto: proto, log: log, system: system, seq: seq}
 	c.pcond = sync.NewCond(&c.pmu)
 	return c
+}
+
+// tag is the connection's log system, "System,N,peer" as in twistd. It is
+// built only when a line is logged, off the accept path.
+func (c *conn) tag() string {
+	peer := c.nc.RemoteAddr().String()
+	if peer == "" || peer == "@" {
+		peer = "unix"
+	}
+	return c.system + "," + strconv.FormatUint(c.seq, 10) + "," + peer
+}
+
+// bufPools hold read buffers by size, so a connection costs no buffer
+// allocation once the pool is warm.
+var bufPools sync.Map // int -> *sync.Pool of *[]byte
+
+func getBuf(size int) *[]byte {
+	pool, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+		b := make([]byte, size)
+		return &b
+	}})
+	return pool.(*sync.Pool).Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if pool, ok := bufPools.Load(len(*b)); ok {
+		pool.(*sync.Pool).Put(b)
+	}
 }
 
 // serve runs the connection until it closes. It never panics.
 func (c *conn) serve(bufSize int) {
 	var reason error
+	bp := getBuf(bufSize)
 	defer func() {
+		putBuf(bp)
 		c.nc.Close()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
-		c.log.Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
+		c.log.Info("connection closed", "system", c.tag(), "sent", c.sent.Load(), "received", c.recv.Load())
 	}()
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		reason = errPanic
 		return
 	}
-	buf := make([]byte, bufSize)
+	buf := *bp
 	for {
 		if c.waitResumed() {
 			if !c.safely(c.deliverStop) {
@@ -76,7 +119,7 @@ func (c *conn) serve(bufSize int) {
 			}
 		}
 		if err != nil {
-			if c.takeStopRequest(err) {
+			if c.takeStopRequest(err) || c.keepLingering(err) {
 				continue
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.closing.Load() {
@@ -92,7 +135,7 @@ func (c *conn) serve(bufSize int) {
 func (c *conn) safely(f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
+			c.log.Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()), "system", c.tag())
 			c.AbortConnection()
 			ok = false
 		}
@@ -168,11 +211,36 @@ func (c *conn) LoseConnection() {
 	}
 	c.ResumeProducing()
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
-		// The read loop keeps going (discarding) until the peer's FIN.
-		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		// The read loop keeps going (discarding) until the peer's FIN or
+		// keepLingering gives up.
+		c.lingerProgress = time.Now()
+		c.lingerUnsent = -1
+		c.nc.SetReadDeadline(time.Now().Add(lingerPoll))
 		return
 	}
 	c.nc.Close()
+}
+
+// keepLingering is called when a read fails; it reports whether the
+// failure was a linger poll after which the connection should stay open.
+func (c *conn) keepLingering(err error) bool {
+	if !c.closing.Load() || c.lingerProgress.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	now := time.Now()
+	unsent := unsentBytes(c.nc)
+	if unsent == 0 {
+		return false
+	}
+	if unsent != c.lingerUnsent {
+		c.lingerUnsent = unsent
+		c.lingerProgress = now
+	}
+	if now.Sub(c.lingerProgress) >= lingerTimeout {
+		return false
+	}
+	c.nc.SetReadDeadline(now.Add(lingerPoll))
+	return true
 }
 
 func (c *conn) AbortConnection() {

@@ -177,6 +177,9 @@ func (ep Endpoint) String() string {
 		}
 		return fmt.Sprintf("tcp:%d:interface=%s", ep.Port, esc(ep.Interface))
 	case "unix":
+		if ep.Mode != 0 && ep.Mode != 0o666 {
+			return fmt.Sprintf("unix:%s:mode=%o", esc(ep.Path), ep.Mode)
+		}
 		return "unix:" + esc(ep.Path)
 	case "systemd":
 		return fmt.Sprintf("systemd:domain=%s:index=%d", ep.Domain, ep.Index)
@@ -240,6 +243,10 @@ func listenSystemd(ep Endpoint) (net.Listener, error) {
 	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
 	if pid != os.Getpid() || n <= 0 {
+		if pid > 0 && pid != os.Getpid() {
+			// A daemonized child inherits the variables but not the sockets.
+			return nil, fmt.Errorf("%s: the sockets passed by systemd belong to pid %d, not this process (socket activation needs --nodaemon)", ep, pid)
+		}
 		return nil, fmt.Errorf("%s: no sockets passed by systemd (LISTEN_FDS/LISTEN_PID not set for this process)", ep)
 	}
 	if ep.Index >= n {

@@ -138,12 +138,7 @@ func (p *Port) serve(nc net.Conn) {
 		return
 	}
 	p.seq++
-	peer := nc.RemoteAddr().String()
-	if peer == "" || peer == "@" {
-		peer = "unix"
-	}
-	log := p.log.With("system", fmt.Sprintf("%s,%d,%s", p.System, p.seq, peer))
-	c := newConn(nc, p, p.factory.BuildProtocol(nc.RemoteAddr()), log)
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.log, p.System, p.seq)
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	p.mu.Unlock()

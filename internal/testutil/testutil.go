@@ -38,6 +38,8 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		// Readable by all: some tests run the binary as nobody.
+		os.Chmod(dir, 0o755)
 		binPath = filepath.Join(dir, "twistd")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")

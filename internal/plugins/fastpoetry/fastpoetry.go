@@ -67,7 +67,7 @@ func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) se
 	if log == nil {
 		log = slog.Default()
 	}
-	poem := &Poem{path: poemPath}
+	poem := &Poem{path: poemPath, log: log}
 	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {
 		return &protocol{poem: poem.Bytes()}
 	}), log)
@@ -81,6 +81,7 @@ func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) se
 // Poem is a service holding the poem's bytes, read from disk at Start.
 type Poem struct {
 	path string
+	log  *slog.Logger
 	text atomic.Pointer[[]byte]
 }
 
@@ -101,7 +102,7 @@ func (p *Poem) Start(context.Context) error {
 		return fmt.Errorf("poem %s: %w", p.path, err)
 	}
 	p.text.Store(&b)
-	slog.Info(fmt.Sprintf("loaded poem %s (%d bytes)", p.path, len(b)), "system", "poem")
+	p.log.Info(fmt.Sprintf("loaded poem %s (%d bytes)", p.path, len(b)), "system", "poem")
 	return nil
 }
 

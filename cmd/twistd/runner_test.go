@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/app"
+	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/testutil"
+)
+
+const timeout = 20 * time.Second
+
+// writePoem writes a poem of n bytes (a repeating, position-checkable
+// pattern) and returns its path and content.
+func writePoem(t *testing.T, n int) (string, []byte) {
+	t.Helper()
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "line %07d: whose woods these are I think I know\n", i)
+	}
+	poem := b.Bytes()[:n]
+	path := filepath.Join(t.TempDir(), "poem.txt")
+	if err := os.WriteFile(path, poem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, poem
+}
+
+// startPoetry runs `twistd -n fastpoetry` on a free port and returns the
+// process and its address.
+func startPoetry(t *testing.T, poemPath string, runnerArgs ...string) (*testutil.Proc, string) {
+	t.Helper()
+	port := testutil.FreePort(t)
+	args := append(append([]string{"-n"}, runnerArgs...), "fastpoetry", "--port", fmt.Sprint(port), "--iface", "127.0.0.1", "--poem", poemPath)
+	p := testutil.Start(t, "", args...)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if slices.Contains(runnerArgs, "--logfile") {
+		waitListening(t, p, addr)
+	} else {
+		p.WaitFor(t, "] started\n", timeout)
+	}
+	return p, addr
+}
+
+// waitListening waits until addr accepts a connection (the log is not on
+// stdout to watch). The probe connection is served like any other.
+func waitListening(t *testing.T, p *testutil.Proc, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never accepted\nstderr:\n%s", addr, p.Stderr)
+}
+
+// fetch reads everything the server sends until it closes.
+func fetch(t *testing.T, addr string) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v (after %d bytes)", err, len(b))
+	}
+	return b
+}
+
+func stopClean(t *testing.T, p *testutil.Proc) string {
+	t.Helper()
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, timeout); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM\nstdout:\n%s\nstderr:\n%s", code, p.Stdout, p.Stderr)
+	}
+	return p.Stdout.String()
+}
+
+func TestServesPoemAndShutsDown(t *testing.T) {
+	path, poem := writePoem(t, 3000)
+	p, addr := startPoetry(t, path)
+	if got := fetch(t, addr); !bytes.Equal(got, poem) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(poem))
+	}
+	p.WaitFor(t, "connection closed sent=3000 received=0", timeout)
+	out := stopClean(t, p)
+	for _, want := range []string{
+		"starting up", "application fastpoetry", "[fastpoetry] listening on " + addr,
+		"loaded poem " + path, "[fastpoetry] started listener", "[-] started",
+		"[fastpoetry,1,127.0.0.1:", "received SIGTERM, shutting down",
+		"[fastpoetry] stopped listening on " + addr, "[fastpoetry] stopped listener", "[-] shut down",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q\n%s", want, out)
+		}
+	}
+	// Every line: timestamp, [system], message.
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(line, " ", 3)
+		if len(f) < 3 || len(f[0]) != len("2006-01-02T15:04:05-0700") || !strings.HasPrefix(f[1], "[") {
+			t.Errorf("malformed log line %q", line)
+		}
+	}
+}
+
+func TestWithNetcat(t *testing.T) {
+	nc, err := exec.LookPath("nc")
+	if err != nil {
+		t.Skip("nc not installed (Debian: netcat-openbsd); CI installs it")
+	}
+	path, poem := writePoem(t, 5000)
+	p, addr := startPoetry(t, path)
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(nc, host, port)
+	cmd.Stdin = strings.NewReader("")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Start()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		t.Fatal("nc did not finish")
+	}
+	if !bytes.Equal(out.Bytes(), poem) {
+		t.Fatalf("nc got %d bytes, want %d", out.Len(), len(poem))
+	}
+	stopClean(t, p)
+}
+
+func TestBigPoemSlowReader(t *testing.T) {
+	path, poem := writePoem(t, 2<<20)
+	p, addr := startPoetry(t, path)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	var got []byte
+	buf := make([]byte, 16<<10)
+	reads := 0
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+		// Slow at first, long enough to fill every buffer on the way and
+		// keep the server blocked in its write.
+		if reads++; reads < 40 {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	if !bytes.Equal(got, poem) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(poem))
+	}
+	stopClean(t, p)
+}
+
+func TestManyConcurrentClients(t *testing.T) {
+	path, poem := writePoem(t, 20000)
+	p, addr := startPoetry(t, path)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(timeout))
+			b, err := io.ReadAll(c)
+			if err == nil && !bytes.Equal(b, poem) {
+				err = fmt.Errorf("got %d bytes, want %d", len(b), len(poem))
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	out := stopClean(t, p)
+	if got := strings.Count(out, "connection closed sent=20000"); got != n {
+		t.Errorf("%d connections logged as fully served, want %d", got, n)
+	}
+}
+
+// A client in the middle of a big poem when SIGTERM arrives still gets all
+// of it, and the server exits 0 once it has.
+func TestInFlightClientSurvivesSIGTERM(t *testing.T) {
+	// Bigger than every socket buffer on the way, so the server is still
+	// writing when the signal arrives.
+	path, poem := writePoem(t, 32<<20)
+	p, addr := startPoetry(t, path)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	head := make([]byte, 1024)
+	if _, err := io.ReadFull(c, head); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	p.WaitFor(t, "stopped listening", timeout)
+	// New clients are refused once the listener is closed.
+	if c2, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c2.Close()
+		t.Error("listener still accepting after SIGTERM")
+	}
+	rest, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, poem) {
+		t.Fatalf("in-flight client got %d bytes, want %d", len(got), len(poem))
+	}
+	if code := p.Wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stdout)
+	}
+}
+
+// With a short grace period a client that does not read is cut off, the
+// cut is logged, and a second SIGTERM is not needed.
+func TestGracePeriodEnds(t *testing.T) {
+	path, _ := writePoem(t, 8<<20)
+	p, addr := startPoetry(t, path, "--grace", "300ms")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	p.WaitFor(t, "[-] started", timeout)
+	time.Sleep(100 * time.Millisecond) // let the server fill the socket buffers
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := p.Stdout.String(); !strings.Contains(out, "grace period over: aborted 1 connection(s)") {
+		t.Fatalf("no grace message:\n%s", out)
+	}
+}
+
+func TestSecondSignalForcesExit(t *testing.T) {
+	path, _ := writePoem(t, 8<<20)
+	p, addr := startPoetry(t, path, "--grace", "1m")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	p.Signal(t, syscall.SIGINT)
+	p.WaitFor(t, "received SIGINT, shutting down", timeout)
+	p.Signal(t, syscall.SIGINT)
+	if code := p.Wait(t, 5*time.Second); code != 1 {
+		t.Fatalf("exit %d after a second SIGINT, want 1", code)
+	}
+	if !strings.Contains(p.Stderr.String(), "twistd: shutdown forced by a second SIGINT") {
+		t.Fatalf("stderr: %q", p.Stderr)
+	}
+}
+
+func TestLogfile(t *testing.T) {
+	path, _ := writePoem(t, 100)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "poetry.log")
+	p, addr := startPoetry(t, path, "--logfile", logPath)
+	fetch(t, addr)
+	stopClean(t, p)
+	if p.Stdout.String() != "" {
+		t.Errorf("stdout not empty with --logfile: %q", p.Stdout)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"starting up", "connection closed sent=100", "shut down"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("log file lacks %q", want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	poem, _ := writePoem(t, 10)
+	cases := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-n", "nosuch"}, `twistd: unknown plugin "nosuch" (see twistd --help)`},
+		{[]string{"--bogus", "fastpoetry"}, "twistd: unknown flag: --bogus (see twistd --help)"},
+		{[]string{"-n", "fastpoetry", "--bogus", "--poem", poem}, "twistd: fastpoetry: unknown flag: --bogus (see twistd --help)"},
+		{[]string{"-n", "fastpoetry"}, "twistd: fastpoetry: missing required option --poem (see twistd --help)"},
+		{[]string{"-n", "fastpoetry", "--poem"}, "twistd: fastpoetry: flag needs an argument: --poem (see twistd --help)"},
+		{[]string{"-n", "fastpoetry", "--poem", poem, "--port", "x1"}, `twistd: fastpoetry: invalid value for --port: endpoint "x1": unknown endpoint type "x1"`},
+		{[]string{"-n", "fastpoetry", "--poem", poem, "--port", "70000"}, `twistd: fastpoetry: invalid value "70000" for --port: not a port number`},
+		{[]string{"-n", "fastpoetry", "--poem", poem, "extra"}, `twistd: fastpoetry: unexpected argument "extra"`},
+		{[]string{"--grace", "soon", "-n", "fastpoetry", "--poem", poem}, `twistd: invalid value "soon" for --grace`},
+		{[]string{"fastpoetry", "-n", "--poem", poem}, "unknown shorthand flag: 'n' in -n"},
+	}
+	for _, tc := range cases {
+		code, stdout, stderr := testutil.Run(t, "", timeout, tc.args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		if !strings.Contains(stderr, tc.msg) {
+			t.Errorf("%v: stderr %q lacks %q", tc.args, stderr, tc.msg)
+		}
+		if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+			t.Errorf("%v: stderr has %d lines, want one: %q", tc.args, n+1, stderr)
+		}
+		if strings.Contains(stderr+stdout, "goroutine ") || strings.Contains(stderr, "Usage:") {
+			t.Errorf("%v: stack trace or usage dump: %q", tc.args, stderr)
+		}
+	}
+}
+
+func TestStartupFailures(t *testing.T) {
+	poem, _ := writePoem(t, 10)
+	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)
+	cases := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"missing poem", []string{"--poem", filepath.Join(dir, "none.txt")}, "twistd: poem " + filepath.Join(dir, "none.txt") + ": no such file or directory"},
+		{"poem is a directory", []string{"--poem", dir}, "twistd: poem " + dir + ": is a directory"},
+		{"port in use", []string{"--poem", poem, "--port", busyPort, "--iface", "127.0.0.1"}, "twistd: cannot listen on 127.0.0.1:" + busyPort + ": address already in use"},
+		{"bad logfile", nil, "twistd: log file /nonexistent/dir/x.log: no such file or directory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-n", "fastpoetry", "--port", fmt.Sprint(testutil.FreePort(t)), "--iface", "127.0.0.1"}, tc.args...)
+			if tc.args == nil {
+				args = []string{"-n", "--logfile", "/nonexistent/dir/x.log", "fastpoetry", "--poem", poem}
+			}
+			code, stdout, stderr := testutil.Run(t, "", timeout, args...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if strings.TrimSpace(stderr) != tc.msg {
+				t.Errorf("stderr %q, want %q", stderr, tc.msg)
+			}
+			if strings.Contains(stdout+stderr, "goroutine ") || strings.Contains(stdout+stderr, "Usage:") {
+				t.Errorf("stack trace or usage dump:\n%s\n%s", stdout, stderr)
+			}
+		})
+	}
+}
+
+// Permission denied on bind: run the binary as nobody on a port below 1024.
+func TestBindPermissionDenied(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to start a process as nobody")
+	}
+	poem, _ := writePoem(t, 10)
+	os.Chmod(filepath.Dir(poem), 0o755)
+	cmd := exec.Command(testutil.Binary(t), "-n", "--pidfile=", "fastpoetry", "--port", "tcp:81:interface=127.0.0.1", "--poem", poem)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	// t.TempDir's parent is private to root; nobody needs a directory it can enter.
+	dir, err := os.MkdirTemp("", "twistd-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	p := testutil.StartCmd(t, cmd, dir)
+	if code := p.Wait(t, timeout); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if got, want := strings.TrimSpace(p.Stderr.String()), "twistd: cannot listen on 127.0.0.1:81: permission denied"; got != want {
+		t.Fatalf("stderr %q, want %q", got, want)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, stdout, _ := testutil.Run(t, "", timeout, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, want := range []string{"Usage:", "twistd [options] PLUGIN [plugin options]", "--nodaemon", "--logfile", "--pidfile", "Plugins:", "fastpoetry", "a fast poetry service"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	code, _, stderr := testutil.Run(t, "", timeout)
+	if code != 2 || !strings.Contains(stderr, "Plugins:") || !strings.Contains(stderr, "twistd: no plugin given") {
+		t.Errorf("no args: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ = testutil.Run(t, "", timeout, "fastpoetry", "--help")
+	for _, want := range []string{"twistd [options] fastpoetry [plugin options]", "--port", `(default "10000")`, "--poem", "--iface", `(default "localhost")`} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("fastpoetry --help lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code != 0 {
+		t.Errorf("plugin --help exit %d", code)
+	}
+	code, stdout, _ = testutil.Run(t, "", timeout, "--version")
+	if code != 0 || !strings.HasPrefix(stdout, "twistd (the Go twistd) ") {
+		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+}
+
+// Every plugin's command parses --help in-process: flag shorthand clashes
+// between runner and plugin only show up at run time, so catch them here.
+func TestEveryPluginParses(t *testing.T) {
+	for _, m := range plugins.All() {
+		var out, errb bytes.Buffer
+		if code := app.Main([]string{"-n", "-l", "-", m.Name, "--help"}, &out, &errb); code != 0 {
+			t.Errorf("%s --help: exit %d: %s", m.Name, code, errb.String())
+		}
+		if !strings.Contains(out.String(), m.Name) {
+			t.Errorf("%s --help does not name the plugin", m.Name)
+		}
+	}
+}

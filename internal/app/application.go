@@ -1,0 +1,167 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/appfile"
+	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/plugins"
+)
+
+// registerApp declares the runner flags of application files and profiling.
+func (o *Options) registerApp(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.Application, "application", "y", "", "run the application described in this TOML file instead of one plugin")
+	fs.BoolVar(&o.Check, "check", false, "check the application file (or plugin options), print the service tree and exit")
+	fs.StringVarP(&o.Profile, "profile", "p", "", "write a CPU profile of the whole run to this file, in the run directory (go tool pprof BINARY FILE)")
+	fs.StringVar(&o.ProfileMem, "profile-mem", "", "write a heap profile to this file at shutdown, in the run directory")
+}
+
+// notInFile are root flags an application file cannot set: they choose what
+// to run rather than how.
+var notInFile = map[string]bool{"application": true, "check": true, "help": true, "version": true}
+
+// runApplication is the -y path: load the file, apply its runner options
+// where the command line gave none, build every service, and report every
+// problem at once (exit 2) before anything is bound. With --check it prints
+// the tree instead of running it.
+func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Writer) error {
+	app, err := appfile.Load(opts.Application)
+	var errs appfile.Errors
+	if err != nil && !errors.As(err, &errs) {
+		return usageErrorf("%v", err)
+	}
+	if app == nil {
+		return withCode(ExitUsage, errs)
+	}
+	errs = append(errs, applyRunnerSettings(app, flags)...)
+
+	r, rerr := newRunner(opts, flags, app.Name, stdout, stderr)
+	var log *slog.Logger
+	if rerr == nil {
+		log = r.log
+	}
+	top, err := app.Build(log)
+	var berrs appfile.Errors
+	if errors.As(err, &berrs) {
+		errs = append(errs, berrs...)
+	}
+	if rerr != nil {
+		if len(errs) == 0 {
+			return rerr
+		}
+		errs = append(errs, &appfile.Error{Msg: rerr.Error()})
+	}
+	if len(errs) > 0 {
+		return withCode(ExitUsage, errs.Sorted())
+	}
+	for _, s := range top {
+		if err := r.root.Add(s); err != nil {
+			return usageErrorf("%s: %v", opts.Application, err)
+		}
+	}
+	if opts.Check {
+		printCheck(stdout, opts.Application, r.root, flags)
+		return nil
+	}
+	return r.run()
+}
+
+// applyRunnerSettings sets the runner flags the file names, except those
+// given on the command line, which win.
+func applyRunnerSettings(app *appfile.App, flags *pflag.FlagSet) appfile.Errors {
+	var errs appfile.Errors
+	for _, s := range app.Runner {
+		f := flags.Lookup(s.Key)
+		if f == nil || notInFile[s.Key] {
+			errs = append(errs, &appfile.Error{File: app.File, Line: s.Line, Msg: fmt.Sprintf("unknown runner option %q in [runner]", s.Key)})
+			continue
+		}
+		if f.Changed {
+			continue
+		}
+		if err := appfile.SetOption(flags, s.Key, s.Value); err != nil {
+			errs = append(errs, &appfile.Error{File: app.File, Line: s.Line, Msg: "[runner]: " + err.Error()})
+			continue
+		}
+		flags.SetAnnotation(s.Key, fromFileKey, []string{fmt.Sprintf("%s:%d", app.File, s.Line)})
+	}
+	return errs
+}
+
+// printCheck shows what would run: the tree and the runner options in
+// effect, each with where it came from.
+func printCheck(w io.Writer, what string, root service.Service, flags *pflag.FlagSet) {
+	fmt.Fprintf(w, "%s: ok\n", what)
+	fmt.Fprint(w, service.Tree(root))
+	flags.VisitAll(func(f *pflag.Flag) {
+		if !f.Changed || notInFile[f.Name] {
+			return
+		}
+		from := "command line"
+		if at := f.Annotations[fromFileKey]; len(at) > 0 {
+			from = at[0]
+		}
+		fmt.Fprintf(w, "runner option --%s=%s (%s)\n", f.Name, f.Value, from)
+	})
+}
+
+// fromFileKey marks runner flags set from the file with its file:line.
+const fromFileKey = "twistd_from_file"
+
+// checkPlugin is --check on a plugin command line: build and print.
+func checkPlugin(opts *Options, flags *pflag.FlagSet, name string, build plugins.Build, stdout, stderr io.Writer) error {
+	r, err := newRunner(opts, flags, name, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if err := r.add(name, name, build); err != nil {
+		return err
+	}
+	printCheck(stdout, name, r.root, flags)
+	return nil
+}
+
+// checkCommand is `twistd check [FILE]`, the same as -y FILE --check.
+func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "check an application file and print its service tree",
+		Long: `Checks an application file as -y FILE would before running it (every
+problem at once, each with its line; exit 2) and prints the service tree
+and the runner options in effect, saying whether each came from the file
+or the command line. The same as twistd -y FILE --check.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageErrorf("check: give one application file")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Application = args[0]
+			}
+			if opts.Application == "" {
+				return usageErrorf("check: no application file given")
+			}
+			opts.Check = true
+			return runApplication(opts, cmd.Root().Flags(), stdout, stderr)
+		},
+	}
+	cmd.SetUsageTemplate(commandUsage)
+	return cmd
+}
+
+// errorLines returns the problems of a multi-problem error, one per line.
+func errorLines(err error) ([]string, bool) {
+	var ml interface{ Lines() []string }
+	if errors.As(err, &ml) {
+		return ml.Lines(), true
+	}
+	return nil, false
+}

@@ -1,0 +1,301 @@
+package app_test
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/testutil"
+)
+
+// configsDir is the repository's configs/ directory.
+func configsDir(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "configs")
+}
+
+// exampleCopy copies configs/ into a temp dir and moves each fixed port
+// of app (e.g. 10001) to a free one: tests never use fixed ports. It
+// returns the directory and the old-to-new port map.
+func exampleCopy(t *testing.T, app string) (string, map[int]int) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(configsDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, app)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[int]int{}
+	re := regexp.MustCompile(`(?m)^(\s*port\s*=\s*)(\d+)`)
+	b = re.ReplaceAllFunc(b, func(m []byte) []byte {
+		sub := re.FindSubmatch(m)
+		old, _ := strconv.Atoi(string(sub[2]))
+		if _, ok := ports[old]; !ok {
+			ports[old] = testutil.FreePort(t)
+		}
+		return append(sub[1], strconv.Itoa(ports[old])...)
+	})
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, ports
+}
+
+// stopClean sends SIGTERM and expects a clean exit with every service
+// stopped.
+func stopClean(t *testing.T, p *testutil.Proc) {
+	t.Helper()
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\nstdout:\n%s\nstderr:\n%s", code, p.Stdout, p.Stderr)
+	}
+	if !strings.Contains(p.Stdout.String(), "[-] shut down\n") {
+		t.Fatalf("no clean shutdown line:\n%s", p.Stdout)
+	}
+}
+
+func mustBeFree(t *testing.T, port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("port %d is held: %v", port, err)
+	}
+	ln.Close()
+}
+
+func TestExampleTwoPoems(t *testing.T) {
+	dir, ports := exampleCopy(t, "two-poems.toml")
+	p := testutil.Start(t, dir, "-n", "-y", "two-poems.toml")
+	p.WaitFor(t, "[-] started\n", 10*time.Second)
+	for old, poem := range map[int]string{10001: "poem.txt", 10002: "hope.txt"} {
+		want, err := os.ReadFile(filepath.Join(dir, poem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fetch(t, addr(ports[old])); got != string(want) {
+			t.Errorf("port %d (was %d) sent %q, want %s", ports[old], old, got, poem)
+		}
+	}
+	out := p.Stdout.String()
+	for _, want := range []string{"application poetry, pid", "[poems] started frost", "[poems] started dickinson", "[poetry] started poems"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	stopClean(t, p)
+	// The group stops its services in reverse order.
+	out = p.Stdout.String()
+	if i, j := strings.Index(out, "[poems] stopped dickinson"), strings.Index(out, "[poems] stopped frost"); i < 0 || j < 0 || i > j {
+		t.Errorf("want dickinson stopped before frost:\n%s", out)
+	}
+	for _, port := range ports {
+		mustBeFree(t, port)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir, ports := exampleCopy(t, "two-poems.toml")
+	want := "two-poems.toml: ok\npoetry\n  poems\n    frost\n      poem (poem.txt)\n      listener (tcp:" + strconv.Itoa(ports[10001]) + ":interface=127.0.0.1)\n"
+	for _, args := range [][]string{{"check", "two-poems.toml"}, {"-y", "two-poems.toml", "--check"}, {"-y", "two-poems.toml", "check"}} {
+		code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, args...)
+		if code != 0 || !strings.HasPrefix(stdout, want) || stderr != "" {
+			t.Errorf("twistd %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+		if !strings.Contains(stdout, "runner option --grace=5s (two-poems.toml:14)\n") {
+			t.Errorf("twistd %s: runner option not shown:\n%s", strings.Join(args, " "), stdout)
+		}
+	}
+	code, stdout, _ := testutil.Run(t, dir, 10*time.Second, "--grace", "1s", "check", "two-poems.toml")
+	if code != 0 || !strings.Contains(stdout, "runner option --grace=1s (command line)\n") {
+		t.Errorf("command-line grace not shown as winning (exit %d):\n%s", code, stdout)
+	}
+	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--poem", "poem.txt", "--port", "tcp:0")
+	if code != 0 || stdout != "fastpoetry: ok\nfastpoetry\n  fastpoetry\n    poem (poem.txt)\n    listener (tcp:0)\n" {
+		t.Errorf("--check fastpoetry: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestValidationErrors puts one of every problem in one file: each is
+// reported with its line, all at once, exit 2, and nothing is bound (the
+// one good service's port stays free and nothing is logged).
+func TestValidationErrors(t *testing.T) {
+	dir := t.TempDir()
+	good, clash := testutil.FreePort(t), testutil.FreePort(t)
+	src := `name = "broken"
+
+[runner]
+grace = "soon"
+colour = "blue"
+
+[[service]]
+plugin = "fastpoetry"
+name = "good"
+options = { port = ` + strconv.Itoa(good) + `, iface = "127.0.0.1", poem = "p.txt" }
+
+[[service]]
+plugin = "poetry"
+
+[[service]]
+plugin = "fastpoetry"
+name = "typo"
+[service.options]
+peom = "p.txt"
+port = "tcp:` + strconv.Itoa(clash) + `"
+
+[[service]]
+plugin = "fastpoetry"
+name = "good"
+options = { poem = "p.txt", port = ` + strconv.Itoa(good) + ` }
+
+[[service]]
+plugin = "fastpoetry"
+name = "twin"
+options = { poem = "p.txt", port = ` + strconv.Itoa(good) + `, iface = "127.0.0.1" }
+
+[[service]]
+plugin = "fastpoetry"
+name = "flag"
+options = { poem = "p.txt", port = "tcp:0", iface = true }
+`
+	if err := os.WriteFile(filepath.Join(dir, "bad.toml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "-n", "-y", "bad.toml")
+	want := []string{
+		`twistd: bad.toml:4: [runner]: invalid value "soon" for option grace: time: invalid duration "soon"`,
+		`twistd: bad.toml:5: unknown runner option "colour" in [runner]`,
+		`twistd: bad.toml:13: unknown plugin "poetry" (compiled in: `,
+		`twistd: bad.toml:15: service "typo": missing required option poem of fastpoetry`,
+		`twistd: bad.toml:19: service "typo": unknown option "peom" (did you mean "poem"?)`,
+		`twistd: bad.toml:24: duplicate service name "good" (also at line 9)`,
+		`twistd: bad.toml:27: service "twin" would listen on tcp:` + strconv.Itoa(good) + `:interface=127.0.0.1, as service "good" (line 7) does`,
+		`twistd: bad.toml:35: service "flag": option iface: true/false given to an option that takes a value`,
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if code != 2 || len(lines) != len(want) {
+		t.Fatalf("exit %d, %d lines, want 2 and %d:\n%s", code, len(lines), len(want), stderr)
+	}
+	for i := range want {
+		if !strings.HasPrefix(lines[i], want[i]) {
+			t.Errorf("line %d:\n got %s\nwant %s...", i+1, lines[i], want[i])
+		}
+	}
+	if stdout != "" {
+		t.Errorf("something ran:\n%s", stdout)
+	}
+	mustBeFree(t, good)
+	mustBeFree(t, clash)
+
+	// check reports the same, also exit 2.
+	code, _, stderr2 := testutil.Run(t, dir, 10*time.Second, "check", "bad.toml")
+	if code != 2 || stderr2 != stderr {
+		t.Errorf("check: exit %d\n%s", code, stderr2)
+	}
+}
+
+func TestApplicationFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "syntax.toml"), []byte("name = \"x\"\n\n[[service]\nplugin = \"fastpoetry\"\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "-y", "missing.toml"}, "twistd: application file missing.toml: no such file or directory (see twistd --help)\n"},
+		{[]string{"-n", "-y", "syntax.toml"}, "twistd: syntax.toml:3: invalid TOML: expected ']]' to close array table name\n"},
+		{[]string{"-n", "-y", "syntax.toml", "fastpoetry"}, "twistd: give an application file (-y) or a plugin, not both (see twistd --help)\n"},
+		{[]string{"check"}, "twistd: check: no application file given (see twistd --help)\n"},
+	} {
+		code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, c.args...)
+		if code != 2 || stderr != c.want || stdout != "" {
+			t.Errorf("twistd %s: exit %d\nstdout: %s\nstderr: %s\nwant:   %s", strings.Join(c.args, " "), code, stdout, stderr, c.want)
+		}
+	}
+}
+
+// TestCommandLineWinsOverFile runs the same file twice: its logfile is
+// used when the command line gives none, and ignored when it does.
+func TestCommandLineWinsOverFile(t *testing.T) {
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	os.WriteFile(filepath.Join(dir, "p.txt"), []byte("a poem\n"), 0o644)
+	src := `[runner]
+logfile = "file.log"
+grace = "3s"
+
+[[service]]
+plugin = "fastpoetry"
+options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "p.txt" }
+`
+	os.WriteFile(filepath.Join(dir, "app.toml"), []byte(src), 0o644)
+
+	run := func(logfile string, args ...string) {
+		t.Helper()
+		p := testutil.Start(t, dir, append(args, "-y", "app.toml")...)
+		waitFile(t, filepath.Join(dir, logfile), "[-] started\n", 10*time.Second)
+		if got := fetch(t, addr(port)); got != "a poem\n" {
+			t.Errorf("got %q", got)
+		}
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.Wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("exit %d: %s", code, p.Stderr)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, logfile))
+		if !strings.Contains(string(b), "[-] shut down\n") {
+			t.Errorf("%s lacks the shutdown:\n%s", logfile, b)
+		}
+	}
+	run("file.log", "-n")
+	os.Remove(filepath.Join(dir, "file.log"))
+	run("cli.log", "-n", "--logfile", "cli.log")
+	if _, err := os.Stat(filepath.Join(dir, "file.log")); err == nil {
+		t.Error("file.log written although --logfile was given")
+	}
+}
+
+func TestProfiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.txt"), []byte("a poem\n"), 0o644)
+	p := testutil.Start(t, dir, "-n", "--profile", "cpu.pprof", "--profile-mem", "mem.pprof", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "p.txt")
+	_, portStr, _ := net.SplitHostPort(p.ListenAddr(t))
+	p.WaitFor(t, "[-] started\n", 10*time.Second)
+	port, _ := strconv.Atoi(portStr)
+	for range 50 {
+		fetch(t, addr(port))
+	}
+	stopClean(t, p)
+	for _, want := range []string{"wrote the CPU profile cpu.pprof", "wrote the heap profile mem.pprof"} {
+		if !strings.Contains(p.Stdout.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	checkProfiles(t, dir)
+
+	// A profile that cannot be written fails the start, exit 1.
+	code, _, stderr := testutil.Run(t, dir, 10*time.Second, "-n", "--profile", "/nonexistent/cpu.pprof", "fastpoetry", "--port", "tcp:0", "--poem", "p.txt")
+	if code != 1 || !strings.Contains(stderr, "twistd: --profile: open /nonexistent/cpu.pprof: no such file or directory") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+// checkProfiles reads dir's cpu.pprof and mem.pprof with go tool pprof.
+func checkProfiles(t *testing.T, dir string) {
+	t.Helper()
+	bin := testutil.Binary(t)
+	for file, typ := range map[string]string{"cpu.pprof": "cpu", "mem.pprof": "alloc_space"} {
+		out, err := exec.Command("go", "tool", "pprof", "-sample_index="+typ, "-top", bin, filepath.Join(dir, file)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Type: "+typ) {
+			t.Errorf("go tool pprof %s: %v\n%s", file, err, out)
+		}
+	}
+}

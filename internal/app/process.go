@@ -1,0 +1,140 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/daemon"
+)
+
+// process holds the runner's process settings, checked before anything
+// starts (in the starting command, so mistakes are reported on its
+// terminal) and then applied by the daemon.
+type process struct {
+	rundir  string // absolute
+	pidfile string // absolute; "" for none
+	logfile string // absolute; "" for stdout (or syslog)
+	chroot  string // absolute; "" for none
+	umask   int    // -1: leave as is
+	creds   *daemon.Credentials
+}
+
+func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
+	p := &process{umask: -1}
+	daemonize := !opts.NoDaemon
+	if opts.Umask != "" {
+		m, err := daemon.ParseUmask(opts.Umask)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		p.umask = m
+	} else if daemonize {
+		p.umask = 0o077
+	}
+	if opts.Syslog && flags.Changed("logfile") {
+		return nil, usageErrorf("--syslog and --logfile exclude each other")
+	}
+	if flags.Changed("prefix") && !opts.Syslog {
+		return nil, usageErrorf("--prefix is the syslog tag; it needs --syslog")
+	}
+	if opts.EUID && opts.UID == "" && opts.GID == "" {
+		return nil, usageErrorf("--euid needs --uid or --gid")
+	}
+	if daemonize && opts.Logfile == "-" {
+		return nil, usageErrorf("--logfile - (stdout) needs --nodaemon: a daemon has no terminal")
+	}
+
+	dir, err := absDir("rundir", opts.Rundir)
+	if err != nil {
+		return nil, err
+	}
+	p.rundir = dir
+	inRundir := func(f string) string {
+		if filepath.IsAbs(f) {
+			return filepath.Clean(f)
+		}
+		return filepath.Join(dir, f)
+	}
+	if opts.Pidfile != "" {
+		p.pidfile = inRundir(opts.Pidfile)
+	}
+	switch {
+	case opts.Syslog, opts.Logfile == "-", opts.Logfile == "" && !daemonize:
+	case opts.Logfile == "":
+		p.logfile = inRundir("twistd.log")
+	default:
+		p.logfile = inRundir(opts.Logfile)
+	}
+
+	if opts.Chroot != "" {
+		jail, err := absDir("chroot", opts.Chroot)
+		if err != nil {
+			return nil, err
+		}
+		p.chroot = jail
+		// The daemon reopens its log and removes its pidfile after the
+		// chroot, by their paths inside the jail.
+		for _, f := range []struct{ flag, path string }{{"--pidfile", p.pidfile}, {"--logfile", p.logfile}} {
+			if f.path != "" && !within(jail, f.path) {
+				return nil, usageErrorf("%s %s is outside --chroot %s; the daemon could not reach it after the chroot", f.flag, f.path, jail)
+			}
+		}
+	}
+
+	if opts.UID != "" || opts.GID != "" {
+		c, err := daemon.ResolveCredentials(opts.UID, opts.GID, opts.EUID)
+		if err != nil {
+			return nil, failure(err)
+		}
+		if err := c.Possible(); err != nil {
+			return nil, failure(fmt.Errorf("cannot drop privileges to %s: %w", c, err))
+		}
+		p.creds = c
+	} else {
+		p.creds = &daemon.Credentials{UID: -1, GID: -1}
+	}
+	return p, nil
+}
+
+// absDir makes the directory given to --what absolute and checks that it
+// is one (a runtime failure, as twistd reports a missing --rundir).
+func absDir(what, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = os.Stat(abs); err == nil && !fi.IsDir() {
+			err = errors.New("not a directory")
+		}
+	}
+	if err != nil {
+		return "", failure(fmt.Errorf("%s %s: %w", what, dir, bareErr(err)))
+	}
+	return abs, nil
+}
+
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// inJail is path as seen from inside the chroot jail.
+func inJail(jail, path string) string {
+	rel, _ := filepath.Rel(jail, path)
+	return "/" + rel
+}
+
+// bareErr drops *PathError/*SyscallError wrappers whose text repeats what
+// the message already says.
+func bareErr(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}

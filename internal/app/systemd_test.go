@@ -1,0 +1,147 @@
+package app_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/testutil"
+)
+
+// notifySocket listens where a service manager would and returns the
+// datagrams it receives.
+func notifySocket(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	return path, msgs
+}
+
+func expectNotify(t *testing.T, msgs <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if strings.Contains(m, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q on the notify socket", want)
+		}
+	}
+}
+
+// Under a Type=notify unit: READY=1 once serving, WATCHDOG=1 pings when
+// WATCHDOG_USEC is set, STOPPING=1 when shutdown begins.
+func TestSystemdNotify(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	sock, msgs := notifySocket(t)
+	cmd := exec.Command(testutil.Binary(t), "-n", "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "poem.txt")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
+	p := testutil.StartCmd(t, cmd, dir)
+	expectNotify(t, msgs, "READY=1")
+	if got := fetch(t, p.ListenAddr(t)); got != testPoem {
+		t.Errorf("after READY=1 served %q", got)
+	}
+	expectNotify(t, msgs, "WATCHDOG=1")
+	expectNotify(t, msgs, "WATCHDOG=1")
+	p.Signal(t, syscall.SIGTERM)
+	expectNotify(t, msgs, "STOPPING=1")
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// Socket activation: the listening socket arrives as fd 3 with LISTEN_FDS
+// and LISTEN_PID naming the process (set by a shell that then execs twistd,
+// as systemd does between fork and exec).
+func TestSystemdSocketActivation(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	defer f.Close()
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
+		testutil.Binary(t), "-n", "fastpoetry", "--port", "systemd:domain=INET:index=0", "--poem", "poem.txt")
+	cmd.ExtraFiles = []*os.File{f}
+	p := testutil.StartCmd(t, cmd, dir)
+	p.WaitFor(t, "listening on "+addr, 10*time.Second)
+	if got := fetch(t, addr); got != testPoem {
+		t.Fatalf("served %q", got)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Without sockets passed in: one line, exit 1.
+	code, _, stderr := testutil.Run(t, dir, 10*time.Second, "-n", "fastpoetry", "--port", "systemd:domain=INET:index=0", "--poem", "poem.txt")
+	if code != 1 || !strings.Contains(stderr, "no sockets passed by systemd") || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// When stdout is the journal stream named by JOURNAL_STREAM, lines carry a
+// <priority> prefix and no timestamp of ours.
+func TestJournalOutput(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	out, err := os.Create(filepath.Join(dir, "journal.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var st syscall.Stat_t
+	syscall.Fstat(int(out.Fd()), &st)
+	for _, tc := range []struct {
+		stream  string
+		journal bool
+	}{{fmt.Sprintf("%d:%d", st.Dev, st.Ino), true}, {fmt.Sprintf("%d:%d", st.Dev, st.Ino+1), false}} {
+		out.Truncate(0)
+		out.Seek(0, 0)
+		cmd := exec.Command(testutil.Binary(t), "-n", "--pidfile", "", "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "nope.txt")
+		cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+tc.stream)
+		cmd.Dir, cmd.Stdout = dir, out
+		cmd.Run()
+		b, _ := os.ReadFile(out.Name())
+		first := strings.SplitN(string(b), "\n", 2)[0]
+		if got := strings.HasPrefix(first, "<6>[-] twistd "); got != tc.journal {
+			t.Errorf("JOURNAL_STREAM %s: first line %q; journal format %v, want %v", tc.stream, first, got, tc.journal)
+		}
+		if tc.journal && !strings.Contains(string(b), "<3>[-] ERROR: start-up failed: poem nope.txt") {
+			t.Errorf("no <3> error line:\n%s", b)
+		}
+	}
+}

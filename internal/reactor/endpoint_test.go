@@ -1,0 +1,82 @@
+package reactor
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseEndpoint(t *testing.T) {
+	good := []struct {
+		in   string
+		want Endpoint
+		str  string
+	}{
+		{"10000", Endpoint{Kind: "tcp", Port: 10000}, "tcp:10000"},
+		{"tcp:0", Endpoint{Kind: "tcp", Port: 0}, "tcp:0"},
+		{"tcp:10000:interface=127.0.0.1", Endpoint{Kind: "tcp", Port: 10000, Interface: "127.0.0.1"}, "tcp:10000:interface=127.0.0.1"},
+		{"tcp:port=80:interface=127.0.0.2", Endpoint{Kind: "tcp", Port: 80, Interface: "127.0.0.2"}, "tcp:80:interface=127.0.0.2"},
+		{`tcp:8080:interface=\:\:1`, Endpoint{Kind: "tcp", Port: 8080, Interface: "::1"}, `tcp:8080:interface=\:\:1`},
+		{"unix:/run/x.sock", Endpoint{Kind: "unix", Path: "/run/x.sock", Mode: 0o666}, "unix:/run/x.sock"},
+		{"unix:address=/tmp/a.sock:mode=600", Endpoint{Kind: "unix", Path: "/tmp/a.sock", Mode: 0o600}, "unix:/tmp/a.sock:mode=600"},
+		{"systemd:domain=INET:index=0", Endpoint{Kind: "systemd", Domain: "INET", Index: 0}, "systemd:domain=INET:index=0"},
+		{"systemd:domain=UNIX:index=2", Endpoint{Kind: "systemd", Domain: "UNIX", Index: 2}, "systemd:domain=UNIX:index=2"},
+	}
+	for _, tc := range good {
+		got, err := ParseEndpoint(tc.in)
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%q: got %+v want %+v", tc.in, got, tc.want)
+		}
+		if got.String() != tc.str {
+			t.Errorf("%q: String() = %q want %q", tc.in, got.String(), tc.str)
+		}
+		// The canonical form parses back to the same endpoint.
+		if again, err := ParseEndpoint(got.String()); err != nil || again != got {
+			t.Errorf("%q: round trip gave %+v, %v", tc.in, again, err)
+		}
+	}
+	bad := []struct{ in, msg string }{
+		{"", "empty endpoint"},
+		{"bogus:1", `unknown endpoint type "bogus"`},
+		{"tcp", "missing port"},
+		{"tcp:", "empty port"},
+		{"tcp:abc", `port "abc" is not a number`},
+		{"tcp:70000", `port "70000" is not a number from 0 to 65535`},
+		{"tcp:-1", "is not a number from 0 to 65535"},
+		{"tcp:1:2", "port given more than once"},
+		{"tcp:1:port=2", "port given more than once"},
+		{"tcp:1:bogus=x", `unknown parameter "bogus"`},
+		{"tcp:1:interface=a:interface=b", "interface given twice"},
+		{"unix:", "empty address"},
+		{"unix:/x:mode=999", `mode "999" is not an octal permission`},
+		{"systemd:domain=INET", `index "" is not a number`},
+		{"systemd:domain=IPX:index=0", "domain must be INET, INET6 or UNIX"},
+		{"systemd:0", `unexpected "0"`},
+		{"65536", "not a number from 0 to 65535"},
+	}
+	for _, tc := range bad {
+		_, err := ParseEndpoint(tc.in)
+		if err == nil {
+			t.Errorf("%q: accepted", tc.in)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: error %q does not contain %q", tc.in, err, tc.msg)
+		}
+	}
+}
+
+func TestEndpointKey(t *testing.T) {
+	a, _ := ParseEndpoint("tcp:80")
+	b, _ := ParseEndpoint("tcp:80:interface=0.0.0.0")
+	c, _ := ParseEndpoint("tcp:80:interface=127.0.0.1")
+	if a.Key() != b.Key() {
+		t.Errorf("all-interfaces keys differ: %q %q", a.Key(), b.Key())
+	}
+	if a.Key() == c.Key() {
+		t.Errorf("distinct interfaces share a key %q", a.Key())
+	}
+}
