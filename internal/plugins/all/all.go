@@ -6,4 +6,5 @@ import (
 	_ "github.com/twistd-go/twistd/internal/plugins/chat"
 	_ "github.com/twistd-go/twistd/internal/plugins/echo"
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
+	_ "github.com/twistd-go/twistd/internal/plugins/ftplite"
 )

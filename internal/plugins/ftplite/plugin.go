@@ -1,0 +1,169 @@
+// Package ftplite is the ftp-lite plugin: an FTP server (RFC 959, 2228,
+// 2389, 2428, 3659, 4217) for real clients — curl, lftp, wget, python's
+// ftplib, FileZilla — that keeps every client inside --root.
+package ftplite
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+func init() {
+	plugins.Register(plugins.Maker{
+		Name:        "ftp-lite",
+		Description: "an FTP server jailed to one directory, with FTPS",
+		Long:        longHelp,
+		Options:     options,
+	})
+}
+
+const longHelp = `Serves --root over FTP. --port takes a port number (every interface) or an
+endpoint string such as tcp:2121:interface=127.0.0.1.
+
+Accounts: anonymous (the --userAnonymous name, or "ftp") with any password,
+read-only unless --anonymous-write, which lets anonymous users create new
+files and directories but never change, rename or delete existing ones.
+--password-file holds "user:bcrypt-hash" lines (make a hash with
+"htpasswd -nbB user password"); plain-text passwords are refused at start.
+Users may read and write anywhere under the root. A failed login is
+answered after a delay that grows with the recent failures from the same
+address; the third failure in a session closes it.
+
+Jail: every path is resolved on the virtual tree ("/" is --root, ".." at
+the top stays there) and opened through an os.Root, so "..", absolute
+paths and symbolic links cannot lead outside --root. Links that point
+outside are hidden from listings. Names holding control characters are
+refused (553).
+
+Uploads: a plain STOR writes to a hidden temporary file beside the target
+(.NAME.ftp-upload-XXXXXXXX) and renames it over the target only when the
+whole upload arrived, so an interrupted STOR never leaves a partial file
+under the final name and an old file stays intact until replaced. APPE
+and REST+STOR are resumes: they write in place, since clients resume by
+asking the SIZE of the final name. An FTP upload ends with the data
+connection's end of file, so a client that dies with a clean close cannot
+be told from one that finished; an ABOR, a reset, an I/O error or a lost
+control connection does mark the upload failed.
+
+Data connections: passive (PASV, EPSV) from --passive-ports, announcing
+--public-address in PASV replies when behind NAT; a passive connection
+from any address but the client's is refused. Active (PORT, EPRT) only to
+the client's own address and a port of 1024 or above (no FTP bounce).
+Downloads of plain files in binary mode use sendfile(2); ABOR (also as
+Telnet IP/DM urgent data) stops a transfer with 426 then 226.
+
+FTPS: with --tls-cert and --tls-key, AUTH TLS, PBSZ 0 and PROT P protect
+the control and data connections; --tls-required refuses logins before
+AUTH TLS and unprotected data connections.
+
+Limits: command lines of 4 KiB; --idle-timeout between commands (not
+counted during a transfer); --data-timeout to open a data connection and
+for a transfer that stalls; --max-clients and --max-clients-per-ip: a
+client over a limit is answered "421" and disconnected.`
+
+func options(fs *pflag.FlagSet) plugins.Build {
+	port := fs.StringP("port", "p", "2121", "port number or endpoint to listen on")
+	root := fs.StringP("root", "r", "/usr/local/ftp", "directory to serve")
+	anon := fs.String("userAnonymous", "anonymous", `name for anonymous logins ("ftp" also works; "" turns anonymous off)`)
+	anonWrite := fs.Bool("anonymous-write", false, "let anonymous users upload new files and make directories")
+	pwFile := fs.String("password-file", "", "file of user:bcrypt-hash lines")
+	passive := fs.String("passive-ports", "", "range of passive data ports, e.g. 30000-30100 (default: any)")
+	public := fs.String("public-address", "", "IPv4 address to announce in PASV replies (behind NAT)")
+	cert := fs.String("tls-cert", "", "PEM certificate (chain) for FTPS")
+	key := fs.String("tls-key", "", "PEM private key for FTPS")
+	tlsReq := fs.Bool("tls-required", false, "refuse logins and data connections without TLS")
+	maxClients := fs.Int("max-clients", 200, "most simultaneous clients (0 = unlimited)")
+	maxPerIP := fs.Int("max-clients-per-ip", 10, "most simultaneous clients from one address (0 = unlimited)")
+	idle := fs.Duration("idle-timeout", 5*time.Minute, "close a control connection idle this long")
+	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer")
+	return func(env plugins.Env) (service.Service, error) {
+		ep, err := reactor.ParseEndpoint(*port)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value for --port: %w", err)
+		}
+		cfg := Config{
+			Root: *root, AnonName: *anon, AnonWrite: *anonWrite, PasswordFile: *pwFile,
+			TLSCert: *cert, TLSKey: *key, TLSRequired: *tlsReq,
+			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data,
+			LoginDelay: time.Second, MaxLoginFails: 3,
+		}
+		if cfg.PassiveMin, cfg.PassiveMax, err = parseRange(*passive); err != nil {
+			return nil, err
+		}
+		if *public != "" {
+			if cfg.PublicAddr = net.ParseIP(*public).To4(); cfg.PublicAddr == nil {
+				return nil, fmt.Errorf("invalid value %q for --public-address: not an IPv4 address", *public)
+			}
+		}
+		if err := cfg.validate(); err != nil {
+			return nil, err
+		}
+		return New(env.Name, ep, cfg, env.Log), nil
+	}
+}
+
+func parseRange(s string) (lo, hi int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("invalid value %q for --passive-ports: want LOW-HIGH within 1024-65535", s)
+	}
+	return lo, hi, nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Root == "":
+		return errors.New("--root must not be empty")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.TLSRequired && c.TLSCert == "":
+		return errors.New("--tls-required needs --tls-cert and --tls-key")
+	case c.MaxClients < 0 || c.MaxPerIP < 0:
+		return errors.New("--max-clients and --max-clients-per-ip must be 0 or more")
+	case c.IdleTimeout <= 0 || c.DataTimeout <= 0:
+		return errors.New("--idle-timeout and --data-timeout must be positive")
+	}
+	return nil
+}
+
+// New returns the service tree: the jail (root, accounts, certificate,
+// opened in the privileged step) and the port serving it.
+func New(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) service.Service {
+	c, _, _ := build(name, ep, cfg, log)
+	return c
+}
+
+func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*service.Collection, *server, *reactor.Port) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.MaxLoginFails <= 0 {
+		cfg.MaxLoginFails = 3
+	}
+	srv := newServer(name, cfg, log)
+	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {
+		return newSession(srv)
+	}), log)
+	port.System = name
+	port.ReadBufferSize = 4096
+	c := service.NewCollection(name, log)
+	c.Add(srv)
+	c.Add(port)
+	return c, srv, port
+}

@@ -1,0 +1,247 @@
+package ftplite
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is the plugin's parsed options.
+type Config struct {
+	Root         string
+	AnonName     string
+	AnonWrite    bool
+	PasswordFile string
+	PassiveMin   int // 0 = any port the kernel picks
+	PassiveMax   int
+	PublicAddr   net.IP // IPv4 announced in PASV replies; nil = the control connection's address
+	TLSCert      string
+	TLSKey       string
+	TLSRequired  bool
+	MaxClients   int // 0 = unlimited
+	MaxPerIP     int // 0 = unlimited
+	IdleTimeout  time.Duration
+	DataTimeout  time.Duration
+
+	// LoginDelay is the pause after a failed login, multiplied by the
+	// number of recent failures from the same address.
+	LoginDelay time.Duration
+	// MaxLoginFails closes a session after that many failed logins.
+	MaxLoginFails int
+}
+
+// server is what every session shares: the jail, the accounts, the TLS
+// configuration and the connection and login counters. It is a service
+// so that the root directory, the password file and the key are opened
+// in the privileged step (before a chroot or a uid change) and closed
+// after the listener has drained.
+type server struct {
+	cfg  Config
+	name string
+	log  *slog.Logger
+
+	root  *os.Root
+	users map[string][]byte
+	tls   *tls.Config
+
+	seq    atomic.Uint64
+	bcrypt chan struct{} // caps concurrent hash checks: bcrypt is slow on purpose
+
+	mu      sync.Mutex
+	clients int
+	perIP   map[string]int
+	fails   map[string]failRecord
+}
+
+type failRecord struct {
+	n    int
+	last time.Time
+}
+
+// failMemory is how long failed logins from an address keep slowing it down.
+const failMemory = 10 * time.Minute
+
+// dummyHash is checked for unknown users so they cost the same time as
+// known ones.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.MinCost)
+
+func newServer(name string, cfg Config, log *slog.Logger) *server {
+	return &server{
+		cfg: cfg, name: name, log: log,
+		bcrypt: make(chan struct{}, runtime.NumCPU()),
+		perIP:  map[string]int{},
+		fails:  map[string]failRecord{},
+	}
+}
+
+func (s *server) Name() string     { return "jail" }
+func (s *server) Describe() string { return s.cfg.Root }
+
+// PrivilegedStart opens the root, reads the password file and loads the
+// certificate while the process still has the rights to.
+func (s *server) PrivilegedStart(context.Context) error {
+	if s.root != nil {
+		return nil
+	}
+	root, err := os.OpenRoot(s.cfg.Root)
+	if err != nil {
+		return fmt.Errorf("--root %s: %w", s.cfg.Root, bareErr(err))
+	}
+	if s.cfg.PasswordFile != "" {
+		users, err := readPasswordFile(s.cfg.PasswordFile)
+		if err != nil {
+			root.Close()
+			return err
+		}
+		s.users = users
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			root.Close()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.root = root
+	return nil
+}
+
+func (s *server) Start(ctx context.Context) error { return s.PrivilegedStart(ctx) }
+
+func (s *server) Stop(context.Context) error {
+	if s.root != nil {
+		s.root.Close()
+	}
+	return nil
+}
+
+func bareErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readPasswordFile reads "user:bcrypt-hash" lines; blank lines and lines
+// starting with # are skipped. Anything that is not a bcrypt hash is
+// refused, so a plain-text password never works.
+func readPasswordFile(name string) (map[string][]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--password-file %s: %w", name, bareErr(err))
+	}
+	defer f.Close()
+	users := map[string][]byte{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		switch {
+		case !ok || user == "":
+			return nil, fmt.Errorf("--password-file %s line %d: want user:bcrypt-hash", name, n)
+		case users[user] != nil:
+			return nil, fmt.Errorf("--password-file %s line %d: user %q given twice", name, n, user)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("--password-file %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make one with: htpasswd -nbB USER PASSWORD)", name, n, user)
+		}
+		users[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--password-file %s: %w", name, err)
+	}
+	return users, nil
+}
+
+// checkPassword runs one bcrypt comparison, waiting for a free slot.
+func (s *server) checkPassword(ctx context.Context, user, pass string) bool {
+	select {
+	case s.bcrypt <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-s.bcrypt }()
+	hash, known := s.users[user]
+	if !known {
+		hash = dummyHash
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	return known && err == nil
+}
+
+// loginFailed records a failure from ip and returns how long to wait
+// before answering: it grows with the failures of the last minutes, so
+// reconnecting does not reset it.
+func (s *server) loginFailed(ip string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for k, r := range s.fails {
+		if now.Sub(r.last) > failMemory {
+			delete(s.fails, k)
+		}
+	}
+	r := s.fails[ip]
+	r.n++
+	r.last = now
+	s.fails[ip] = r
+	return s.cfg.LoginDelay * time.Duration(min(r.n, 10))
+}
+
+func (s *server) loginSucceeded(ip string) {
+	s.mu.Lock()
+	delete(s.fails, ip)
+	s.mu.Unlock()
+}
+
+// admit counts a new control connection; it returns the 421 text when a
+// limit is reached.
+func (s *server) admit(ip string) (refusal string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.MaxClients > 0 && s.clients >= s.cfg.MaxClients {
+		return "Too many users, try again later."
+	}
+	if s.cfg.MaxPerIP > 0 && s.perIP[ip] >= s.cfg.MaxPerIP {
+		return "Too many connections from your address."
+	}
+	s.clients++
+	s.perIP[ip]++
+	return ""
+}
+
+func (s *server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// isAnonymous reports whether user logs in anonymously: the
+// --userAnonymous name or "ftp", unless an account has that name. An empty
+// --userAnonymous turns anonymous logins off.
+func (s *server) isAnonymous(user string) bool {
+	if s.cfg.AnonName == "" || s.users[user] != nil {
+		return false
+	}
+	return user == s.cfg.AnonName || user == "ftp"
+}
