@@ -67,6 +67,10 @@ type conn struct {
 
 	sent, recv atomic.Int64
 
+	tag     func() string // lazily formatted log system; nil: log as is
+	tagOnce sync.Once
+	tagged  *slog.Logger
+
 	// linger state after LoseConnection; guarded by wmu.
 	lingerUnsent   int
 	lingerProgress time.Time
@@ -84,6 +88,17 @@ type connConfig struct {
 	idleTimeout  time.Duration // 0: none
 	writeTimeout time.Duration // 0: none
 	clock        Clock
+}
+
+// logger returns the connection's logger. When tag is set, the
+// "System,N,peer" system attribute is formatted on first use, off the accept
+// path, since most connections log only once, when they close.
+func (c *conn) logger() *slog.Logger {
+	if c.tag == nil {
+		return c.log
+	}
+	c.tagOnce.Do(func() { c.tagged = c.log.With("system", c.tag()) })
+	return c.tagged
 }
 
 func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
@@ -114,7 +129,7 @@ func (c *conn) serve() {
 		c.tmu.Unlock()
 		c.nc.Close()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
-		c.log.Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
+		c.logger().Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
 	}()
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		reason = errPanic
@@ -162,7 +177,7 @@ func (c *conn) serve() {
 func (c *conn) safely(f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
+			c.logger().Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
 			c.AbortConnection()
 			ok = false
 		}
@@ -235,7 +250,7 @@ func (c *conn) checkIdle() {
 		return
 	}
 	c.tmu.Unlock()
-	c.log.Info(fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
+	c.logger().Info(fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
 	// A write blocked on a peer that does not read holds wmu; nothing can
 	// be flushed then, so close hard.
 	if c.wmu.TryLock() {
@@ -262,7 +277,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
-			c.log.Info(fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
+			c.logger().Info(fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
 		}
 		c.AbortConnection()
 	}

@@ -186,8 +186,9 @@ func (p *Port) admit(nc net.Conn) {
 // parked client being handed over, if any.
 func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	p.seq++
-	log := p.log.With("system", fmt.Sprintf("%s,%d,%s", p.System, p.seq, peerName(nc)))
-	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), log, p.cfg)
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.log, p.cfg)
+	system, seq := p.System, p.seq
+	c.tag = func() string { return fmt.Sprintf("%s,%d,%s", system, seq, peerName(nc)) }
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	go func() {
