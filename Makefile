@@ -6,8 +6,7 @@ PORT    ?= 10000
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/twistd-go/twistd/internal/app.Version=$(VERSION)
 
-.PHONY: build run test test-short lint bench bench-chat fuzz-chat man clean
-.PHONY: build run test test-short lint bench bench-ftp man clean
+.PHONY: build run test test-short lint bench bench-chat bench-ftp fuzz-chat man clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/twistd

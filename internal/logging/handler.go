@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // SystemKey is the attribute naming which service or connection a line is
@@ -65,16 +67,15 @@ func (h *TextHandler) Enabled(_ context.Context, l slog.Level) bool {
 // attribute replaces the bracketed tag.
 func (h *TextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	h2 := *h
-	var b strings.Builder
-	b.WriteString(h.prefix)
+	b := []byte(h.prefix)
 	for _, a := range attrs {
 		if a.Key == SystemKey && h.group == "" {
 			h2.system = a.Value.String()
 			continue
 		}
-		appendAttr(&b, h.group, a)
+		b = appendAttr(b, h.group, a)
 	}
-	h2.prefix = b.String()
+	h2.prefix = string(b)
 	return &h2
 }
 
@@ -88,29 +89,50 @@ func (h *TextHandler) WithGroup(name string) slog.Handler {
 	return &h2
 }
 
+// stamp is the last formatted timestamp. Lines carry whole seconds, so a
+// busy server formats the time once a second rather than once a line.
+type stamp struct {
+	sec  int64
+	loc  *time.Location
+	text string // "2006-01-02T15:04:05-0700 "
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+func appendStamp(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	if s := lastStamp.Load(); s != nil && s.sec == sec && s.loc == loc {
+		return append(b, s.text...)
+	}
+	s := &stamp{sec: sec, loc: loc, text: t.Format("2006-01-02T15:04:05-0700 ")}
+	lastStamp.Store(s)
+	return append(b, s.text...)
+}
+
+// bufPool recycles line buffers: a busy server logs a line per connection.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // Handle formats and writes the record.
 func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
-	buf := make([]byte, 0, 256)
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
 	if h.priority {
 		buf = append(buf, '<')
 		buf = strconv.AppendInt(buf, int64(syslogPriority(r.Level)), 10)
 		buf = append(buf, '>')
 	}
 	if !h.noTime && !r.Time.IsZero() {
-		buf = r.Time.AppendFormat(buf, "2006-01-02T15:04:05-0700")
-		buf = append(buf, ' ')
+		buf = appendStamp(buf, r.Time)
 	}
 	system := h.system
-	var attrs strings.Builder
-	attrs.WriteString(h.prefix)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == SystemKey && h.group == "" {
-			system = a.Value.String()
+	if h.group == "" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == SystemKey {
+				system = a.Value.String()
+			}
 			return true
-		}
-		appendAttr(&attrs, h.group, a)
-		return true
-	})
+		})
+	}
 	buf = append(buf, '[')
 	buf = append(buf, system...)
 	buf = append(buf, "] "...)
@@ -122,19 +144,39 @@ func (h *TextHandler) Handle(_ context.Context, r slog.Record) error {
 	case r.Level < slog.LevelInfo:
 		buf = append(buf, "debug: "...)
 	}
-	buf = append(buf, strings.ReplaceAll(strings.TrimRight(r.Message, "\n"), "\n", "\n\t")...)
-	buf = append(buf, attrs.String()...)
+	msg := strings.TrimRight(r.Message, "\n")
+	for {
+		i := strings.IndexByte(msg, '\n')
+		if i < 0 {
+			break
+		}
+		buf = append(buf, msg[:i+1]...)
+		buf = append(buf, '\t')
+		msg = msg[i+1:]
+	}
+	buf = append(buf, msg...)
+	buf = append(buf, h.prefix...)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != SystemKey || h.group != "" {
+			buf = appendAttr(buf, h.group, a)
+		}
+		return true
+	})
 	buf = append(buf, '\n')
 	h.out.mu.Lock()
-	defer h.out.mu.Unlock()
 	_, err := h.out.w.Write(buf)
+	h.out.mu.Unlock()
+	if cap(buf) <= 64<<10 {
+		*bp = buf
+		bufPool.Put(bp)
+	}
 	return err
 }
 
-func appendAttr(b *strings.Builder, group string, a slog.Attr) {
+func appendAttr(b []byte, group string, a slog.Attr) []byte {
 	a.Value = a.Value.Resolve()
 	if a.Equal(slog.Attr{}) {
-		return
+		return b
 	}
 	if a.Value.Kind() == slog.KindGroup {
 		g := group
@@ -142,19 +184,25 @@ func appendAttr(b *strings.Builder, group string, a slog.Attr) {
 			g += a.Key + "."
 		}
 		for _, ga := range a.Value.Group() {
-			appendAttr(b, g, ga)
+			b = appendAttr(b, g, ga)
 		}
-		return
+		return b
 	}
-	b.WriteByte(' ')
-	b.WriteString(group)
-	b.WriteString(a.Key)
-	b.WriteByte('=')
+	b = append(b, ' ')
+	b = append(b, group...)
+	b = append(b, a.Key...)
+	b = append(b, '=')
+	switch a.Value.Kind() {
+	case slog.KindInt64:
+		return strconv.AppendInt(b, a.Value.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(b, a.Value.Uint64(), 10)
+	}
 	v := a.Value.String()
 	if v == "" || strings.ContainsAny(v, " \t\n\"=") {
-		v = strconv.Quote(v)
+		return strconv.AppendQuote(b, v)
 	}
-	b.WriteString(v)
+	return append(b, v...)
 }
 
 // syslogPriority maps slog levels to syslog severities.

@@ -2,11 +2,13 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/slogtest"
+	"time"
 )
 
 func TestLineFormat(t *testing.T) {
@@ -86,5 +88,46 @@ func TestSlogContract(t *testing.T) {
 	if err != nil {
 		t.Log(b.String())
 		t.Error(err)
+	}
+}
+
+// The timestamp is cached per second; the cache must not leak one record's
+// second or zone into another's line.
+func TestTimestampCache(t *testing.T) {
+	var b bytes.Buffer
+	h := NewTextHandler(&b, nil)
+	east := time.FixedZone("east", 5*3600+30*60)
+	base := time.Date(2026, 11, 22, 23, 59, 59, 100, time.UTC)
+	for _, tm := range []time.Time{
+		base,
+		base.Add(time.Second), // next second
+		base.Add(time.Second).In(east),
+		base.Add(1500 * time.Millisecond), // same second, back to UTC
+		base.Add(-24 * time.Hour),
+	} {
+		r := slog.NewRecord(tm, slog.LevelInfo, "x", 0)
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "2026-11-22T23:59:59+0000 [-] x\n" +
+		"2026-11-23T00:00:00+0000 [-] x\n" +
+		"2026-11-23T05:30:00+0530 [-] x\n" +
+		"2026-11-23T00:00:00+0000 [-] x\n" +
+		"2026-11-21T23:59:59+0000 [-] x\n"
+	if b.String() != want {
+		t.Errorf("got\n%swant\n%s", b.String(), want)
+	}
+}
+
+// A connection's closing line: ints are written as digits, the system comes
+// from the record, the record's own attributes follow the logger's.
+func TestRecordSystemAndInts(t *testing.T) {
+	var b bytes.Buffer
+	log := slog.New(NewTextHandler(&b, nil)).With("system", "port", "svc", "a b")
+	log.Info("connection closed", "system", "fastpoetry,7,127.0.0.1:4000", "sent", int64(608), "received", uint64(0), "empty", "")
+	re := `^\S+ \[fastpoetry,7,127.0.0.1:4000\] connection closed svc="a b" sent=608 received=0 empty=""\n$`
+	if !regexp.MustCompile(re).MatchString(b.String()) {
+		t.Errorf("%q does not match %s", b.String(), re)
 	}
 }

@@ -92,7 +92,7 @@ func NewClientService(name, network, address string, f Factory, log *slog.Logger
 	}
 	return &ClientService{
 		name: name, network: network, address: address, factory: f,
-		log:       log.With("system", name),
+		log:       log.With(systemKey, name),
 		connected: make(chan struct{}),
 		stopCh:    make(chan struct{}),
 	}

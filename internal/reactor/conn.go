@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 const (
 	lingerTimeout = 5 * time.Second
 	lingerPoll    = 250 * time.Millisecond
+	lingerBufSize = 512
 )
 
 // bufPools hold read buffers by size, so a connection costs no buffer
@@ -61,15 +64,18 @@ type conn struct {
 	closing atomic.Bool
 
 	pmu     sync.Mutex
-	pcond   *sync.Cond
+	pcond   sync.Cond // L is &pmu
 	paused  bool
 	stopReq bool // a graceful stop asked to interrupt the read
 
 	sent, recv atomic.Int64
 
-	tag     func() string // lazily formatted log system; nil: log as is
-	tagOnce sync.Once
-	tagged  *slog.Logger
+	// system and seq make the "System,N,peer" tag of the connection's log
+	// lines; with system empty, lines go out as log has them. The tag is
+	// put on each record rather than into a derived logger, which would
+	// copy the handler for a connection that logs only once, when it ends.
+	system string
+	seq    uint64
 
 	// linger state after LoseConnection; guarded by wmu.
 	lingerUnsent   int
@@ -90,15 +96,26 @@ type connConfig struct {
 	clock        Clock
 }
 
-// logger returns the connection's logger. When tag is set, the
-// "System,N,peer" system attribute is formatted on first use, off the accept
-// path, since most connections log only once, when they close.
-func (c *conn) logger() *slog.Logger {
-	if c.tag == nil {
-		return c.log
+// logAttrs writes one log line tagged with the connection's system.
+func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
+	h := c.log.Handler()
+	if !h.Enabled(context.Background(), level) {
+		return
 	}
-	c.tagOnce.Do(func() { c.tagged = c.log.With("system", c.tag()) })
-	return c.tagged
+	if c.system != "" {
+		b := make([]byte, 0, len(c.system)+48)
+		b = append(b, c.system...)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, c.seq, 10)
+		b = append(b, ',')
+		b = append(b, peerName(c.nc)...)
+		attrs = append(attrs, slog.String(systemKey, string(b)))
+	}
+	// A record without a PC: slog's Logger would walk the stack for the
+	// caller on every line, which no sink here prints.
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	h.Handle(context.Background(), r)
 }
 
 func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
@@ -107,7 +124,7 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 	}
 	cfg.clock = orReal(cfg.clock)
 	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
-	c.pcond = sync.NewCond(&c.pmu)
+	c.pcond.L = &c.pmu
 	return c
 }
 
@@ -129,7 +146,7 @@ func (c *conn) serve() {
 		c.tmu.Unlock()
 		c.nc.Close()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
-		c.logger().Info("connection closed", "sent", c.sent.Load(), "received", c.recv.Load())
+		c.logAttrs(slog.LevelInfo, "connection closed", slog.Int64("sent", c.sent.Load()), slog.Int64("received", c.recv.Load()))
 	}()
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		reason = errPanic
@@ -138,7 +155,13 @@ func (c *conn) serve() {
 	if c.made != nil {
 		c.made()
 	}
-	bp := getBuf(c.cfg.bufSize)
+	// A protocol that already closed (a poem sent whole) only reads to
+	// discard until the peer's FIN; a small buffer does for that.
+	size := c.cfg.bufSize
+	if c.closing.Load() {
+		size = lingerBufSize
+	}
+	bp := getBuf(size)
 	defer putBuf(bp)
 	buf := *bp
 	for {
@@ -177,7 +200,7 @@ func (c *conn) serve() {
 func (c *conn) safely(f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger().Error(fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
+			c.logAttrs(slog.LevelError, fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
 			c.AbortConnection()
 			ok = false
 		}
@@ -250,7 +273,7 @@ func (c *conn) checkIdle() {
 		return
 	}
 	c.tmu.Unlock()
-	c.logger().Info(fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
+	c.logAttrs(slog.LevelInfo, fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
 	// A write blocked on a peer that does not read holds wmu; nothing can
 	// be flushed then, so close hard.
 	if c.wmu.TryLock() {
@@ -277,7 +300,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
-			c.logger().Info(fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
+			c.logAttrs(slog.LevelInfo, fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
 		}
 		c.AbortConnection()
 	}

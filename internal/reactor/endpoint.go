@@ -201,6 +201,7 @@ func (ep Endpoint) Listen(ctx context.Context) (net.Listener, error) {
 	var lc net.ListenConfig
 	switch ep.Kind {
 	case "tcp":
+		inheritKeepAlive(&lc)
 		addr := net.JoinHostPort(ep.Interface, strconv.Itoa(ep.Port))
 		ln, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {

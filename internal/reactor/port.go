@@ -23,6 +23,7 @@ type Port struct {
 	ep      Endpoint
 	factory Factory
 	log     *slog.Logger
+	connLog *slog.Logger // log without the port's tag: connections add their own
 
 	// The settings below are read at Start.
 
@@ -104,7 +105,8 @@ func (p *Port) PrivilegedStart(ctx context.Context) error {
 		return err
 	}
 	p.ln = ln
-	p.log = p.log.With("system", p.System)
+	p.connLog = p.log
+	p.log = p.log.With(systemKey, p.System)
 	p.log.Info("listening on " + ln.Addr().String())
 	return nil
 }
@@ -186,9 +188,8 @@ func (p *Port) admit(nc net.Conn) {
 // parked client being handed over, if any.
 func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	p.seq++
-	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.log, p.cfg)
-	system, seq := p.System, p.seq
-	c.tag = func() string { return fmt.Sprintf("%s,%d,%s", system, seq, peerName(nc)) }
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.connLog, p.cfg)
+	c.system, c.seq = p.System, p.seq
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	go func() {

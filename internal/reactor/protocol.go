@@ -98,3 +98,7 @@ func (f FactoryFunc) BuildProtocol(remote net.Addr) Protocol { return f(remote) 
 type StopRequester interface {
 	StopRequested()
 }
+
+// systemKey is the log attribute naming which service or connection a line
+// is about (logging.SystemKey; the runner's handler shows it in brackets).
+const systemKey = "system"

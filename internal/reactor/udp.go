@@ -96,7 +96,7 @@ func (d *DatagramPort) PrivilegedStart(ctx context.Context) error {
 		return fmt.Errorf("cannot listen on udp %s: %w", addr, bareErr(err))
 	}
 	d.pc = pc
-	d.log = d.log.With("system", d.System+",udp")
+	d.log = d.log.With(systemKey, d.System+",udp")
 	d.log.Info("listening on udp " + pc.LocalAddr().String())
 	return nil
 }

@@ -22,65 +22,81 @@ import (
 // BenchmarkConnections measures poems served per second (one connection
 // each: connect, read to EOF, close) with 1 and 64 concurrent clients, for
 // the fastpoetry service and for a bare goroutine-per-connection stdlib
-// server sending the same poem, in the same run. Compare the conns/s
-// metric of twistd with bare: `make bench` prints both.
+// server sending the same poem. Both servers run side by side and take
+// turns in rounds of `round` connections (b.N in all, half each; who goes
+// first alternates), so drift in the machine's load hits both alike. It
+// reports each server's conns/s over its rounds and their ratio
+// (twistd/bare); `make bench` tabulates the medians of several runs.
 func BenchmarkConnections(b *testing.B) {
+	const round = 2000
 	poem := []byte(strings.Repeat("Whose woods these are I think I know.\n", 16)) // 608 bytes
-	servers := []struct {
-		name  string
-		start func(b *testing.B, poem []byte) (addr string, stop func())
-	}{
-		{"bare", startBare},
-		{"twistd", startTwistd},
-	}
 	for _, clients := range []int{1, 64} {
-		for _, srv := range servers {
-			b.Run(fmt.Sprintf("clients=%d/server=%s", clients, srv.name), func(b *testing.B) {
-				addr, stop := srv.start(b, poem)
-				defer stop()
-				runClients(b, addr, clients, len(poem))
-			})
-		}
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			bare, stopBare := startBare(b, poem)
+			defer stopBare()
+			twistd, stopTwistd := startTwistd(b, poem)
+			defer stopTwistd()
+			var spent [2]time.Duration
+			var served [2]int
+			each := (b.N + 1) / 2 // connections per server
+			addrs := []string{bare, twistd}
+			b.ResetTimer()
+			for turn := 0; served[0] < each || served[1] < each; turn++ {
+				for k := range 2 {
+					i := (turn + k) % 2
+					n := min(round, each-served[i])
+					spent[i] += runClients(b, addrs[i], clients, n, len(poem))
+					served[i] += n
+				}
+			}
+			b.StopTimer()
+			bareRate := float64(served[0]) / spent[0].Seconds()
+			twistdRate := float64(served[1]) / spent[1].Seconds()
+			b.ReportMetric(bareRate, "bare-conns/s")
+			b.ReportMetric(twistdRate, "twistd-conns/s")
+			b.ReportMetric(twistdRate/bareRate, "ratio")
+		})
 	}
 }
 
-func runClients(b *testing.B, addr string, clients, want int) {
+// runClients makes n connections to addr from `clients` goroutines and
+// returns the time they took; every connection must receive want bytes.
+func runClients(b *testing.B, addr string, clients, n, want int) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	b.ResetTimer()
 	start := time.Now()
 	for range clients {
 		wg.Go(func() {
 			buf := make([]byte, 4096)
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					failed.Store(err)
 					return
 				}
-				n := 0
+				got := 0
 				for {
 					m, err := c.Read(buf)
-					n += m
+					got += m
 					if err != nil {
 						break
 					}
 				}
 				c.Close()
-				if n != want {
-					failed.Store(fmt.Errorf("got %d bytes, want %d", n, want))
+				if got != want {
+					failed.Store(fmt.Errorf("%s: got %d bytes, want %d", addr, got, want))
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	b.StopTimer()
+	took := time.Since(start)
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+	return took
 }
 
 // startBare is the baseline: accept, write the poem, close.
