@@ -7,11 +7,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,15 +57,56 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago, for
+// a process that must bind it itself. It picks below the kernel's ephemeral
+// range: a port the kernel handed out for port 0 is also what it hands to
+// the next outgoing connection, and the tests make thousands of those, so
+// such a port is often taken again before the server under test binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := ephemeralLow()
+	const base = 10000
+	for range 200 {
+		port := base + rand.IntN(lo-base)
+		portsMu.Lock()
+		seen := handedOut[port]
+		handedOut[port] = true
+		portsMu.Unlock()
+		if seen {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port found in %d-%d", base, lo-1)
+	return 0
+}
+
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{} // never the same port twice in one process
+)
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return fallback
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= 11000 {
+		return fallback
+	}
+	return lo
 }
 
 // Buffer is a goroutine-safe bytes.Buffer.
