@@ -70,16 +70,23 @@ func waitListening(t *testing.T, p *testutil.Proc, addr string) {
 	t.Fatalf("%s never accepted\nstderr:\n%s", addr, p.Stderr)
 }
 
-// fetch reads everything the server sends until it closes.
-func fetch(t *testing.T, addr string) []byte {
+// dial connects to addr; the connection closes when the test ends and every
+// I/O on it fails after the test's timeout rather than hanging.
+func dial(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(timeout))
-	b, err := io.ReadAll(c)
+	return c.(*net.TCPConn)
+}
+
+// fetch reads everything the server sends until it closes.
+func fetch(t *testing.T, addr string) []byte {
+	t.Helper()
+	b, err := io.ReadAll(dial(t, addr))
 	if err != nil {
 		t.Fatalf("read: %v (after %d bytes)", err, len(b))
 	}
@@ -152,12 +159,7 @@ func TestWithNetcat(t *testing.T) {
 func TestBigPoemSlowReader(t *testing.T) {
 	path, poem := writePoem(t, 2<<20)
 	p, addr := startPoetry(t, path)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	c := dial(t, addr)
 	var got []byte
 	buf := make([]byte, 16<<10)
 	reads := 0
@@ -221,12 +223,7 @@ func TestInFlightClientSurvivesSIGTERM(t *testing.T) {
 	// writing when the signal arrives.
 	path, poem := writePoem(t, 32<<20)
 	p, addr := startPoetry(t, path)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	c := dial(t, addr)
 	head := make([]byte, 1024)
 	if _, err := io.ReadFull(c, head); err != nil {
 		t.Fatal(err)
@@ -255,12 +252,8 @@ func TestInFlightClientSurvivesSIGTERM(t *testing.T) {
 func TestGracePeriodEnds(t *testing.T) {
 	path, _ := writePoem(t, 8<<20)
 	p, addr := startPoetry(t, path, "--grace", "300ms")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4096)
+	c := dial(t, addr)
+	c.SetReadBuffer(4096)
 	p.WaitFor(t, "[-] started", timeout)
 	time.Sleep(100 * time.Millisecond) // let the server fill the socket buffers
 	p.Signal(t, syscall.SIGTERM)
@@ -275,12 +268,8 @@ func TestGracePeriodEnds(t *testing.T) {
 func TestSecondSignalForcesExit(t *testing.T) {
 	path, _ := writePoem(t, 8<<20)
 	p, addr := startPoetry(t, path, "--grace", "1m")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(4096)
+	c := dial(t, addr)
+	c.SetReadBuffer(4096)
 	p.Signal(t, syscall.SIGINT)
 	p.WaitFor(t, "received SIGINT, shutting down", timeout)
 	p.Signal(t, syscall.SIGINT)

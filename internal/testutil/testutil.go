@@ -237,3 +237,30 @@ func (p *Proc) ListenAddr(t testing.TB) string {
 	}
 	return rest
 }
+
+// ServeBare runs the baseline the benchmarks compare against: a plain
+// goroutine-per-connection stdlib server on 127.0.0.1 that calls handle
+// for each connection and closes it afterwards. It stops when the test or
+// benchmark ends, after every handler has returned.
+func ServeBare(tb testing.TB, handle func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				handle(c)
+				c.Close()
+			})
+		}
+	})
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/plugins/echo"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/testutil"
 )
 
 // BenchmarkEcho measures the echo plugin (as `twistd echo` configures it)
@@ -67,25 +68,7 @@ func startTwistdEcho(b *testing.B) string {
 }
 
 func startBareEcho(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
-	})
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return testutil.ServeBare(b, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // dialAll opens n connections that close at cleanup; every I/O on them is

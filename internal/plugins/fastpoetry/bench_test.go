@@ -17,6 +17,7 @@ import (
 	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/testutil"
 )
 
 // BenchmarkConnections measures poems served per second (one connection
@@ -32,8 +33,7 @@ func BenchmarkConnections(b *testing.B) {
 	poem := []byte(strings.Repeat("Whose woods these are I think I know.\n", 16)) // 608 bytes
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			bare, stopBare := startBare(b, poem)
-			defer stopBare()
+			bare := testutil.ServeBare(b, func(c net.Conn) { c.Write(poem) })
 			twistd, stopTwistd := startTwistd(b, poem)
 			defer stopTwistd()
 			var spent [2]time.Duration
@@ -97,28 +97,6 @@ func runClients(b *testing.B, addr string, clients, n, want int) time.Duration {
 		b.Fatal(err)
 	}
 	return took
-}
-
-// startBare is the baseline: accept, write the poem, close.
-func startBare(b *testing.B, poem []byte) (string, func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				c.Write(poem)
-				c.Close()
-			})
-		}
-	})
-	return ln.Addr().String(), func() { ln.Close(); wg.Wait() }
 }
 
 // startTwistd runs the plugin's real service tree, with its per-connection

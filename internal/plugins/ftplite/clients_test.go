@@ -125,8 +125,7 @@ print("OK")
 func TestFtplibAnonymous(t *testing.T) {
 	ts := newTestServer(t, nil)
 	ts.randomFile(t, "big.bin", 10<<20)
-	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
-	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 256<<20))
+	ts.sparseFile(t, "huge.bin", 256<<20)
 	python(t, ts, "127.0.0.1", pyAnonymous)
 	for _, name := range []string{"new.txt", "newdir", "moved.txt"} {
 		if _, err := os.Lstat(filepath.Join(ts.root, name)); err == nil {

@@ -333,6 +333,24 @@ func (ts *testServer) randomFile(t *testing.T, name string, n int) []byte {
 	return b
 }
 
+// sparseFile makes a file of size zero bytes under the root without
+// writing them: a download big enough to outlast any socket buffer.
+func (ts *testServer) sparseFile(t *testing.T, name string, size int64) {
+	t.Helper()
+	must(t, os.WriteFile(filepath.Join(ts.root, name), nil, 0o644))
+	must(t, os.Truncate(filepath.Join(ts.root, name), size))
+}
+
+// startDownload begins a binary RETR of name over EPSV and returns the data
+// connection, unread.
+func (c *ctrl) startDownload(name string) net.Conn {
+	c.t.Helper()
+	c.expect(200, "TYPE I")
+	d := c.epsv()
+	c.expect(150, "RETR "+name)
+	return d
+}
+
 // retrieve runs a transfer command over EPSV and returns the data.
 func (c *ctrl) retrieve(line string) string {
 	c.t.Helper()

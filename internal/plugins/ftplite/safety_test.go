@@ -230,11 +230,8 @@ func TestLimits(t *testing.T) {
 	c.expect(425, "RETR sub/a.txt") // nobody connects to the passive port
 
 	// A download the client stops reading ends after the data timeout.
-	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
-	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 256<<20))
-	c.expect(200, "TYPE I")
-	d := c.epsv()
-	c.expect(150, "RETR huge.bin")
+	ts.sparseFile(t, "huge.bin", 256<<20)
+	d := c.startDownload("huge.bin")
 	if msg := c.expect(213, "STAT"); !strings.Contains(msg, "download in progress") {
 		t.Errorf("STAT during a transfer: %q", msg)
 	}
@@ -372,13 +369,10 @@ func TestUploadIntegrity(t *testing.T) {
 // urgent data) during a download the client does not read.
 func TestAborTelnet(t *testing.T) {
 	ts := newTestServer(t, nil)
-	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
-	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 256<<20))
+	ts.sparseFile(t, "huge.bin", 256<<20)
 	c := dialCtrl(t, ts.addr)
 	c.login("anonymous", "x@")
-	c.expect(200, "TYPE I")
-	d := c.epsv()
-	c.expect(150, "RETR huge.bin")
+	d := c.startDownload("huge.bin")
 	buf := make([]byte, 4096)
 	_, err := io.ReadFull(d, buf)
 	must(t, err)
@@ -440,13 +434,10 @@ func TestSpecialFiles(t *testing.T) {
 // TestGracefulStop: a stop lets a running download finish, then says 421.
 func TestGracefulStop(t *testing.T) {
 	ts := newTestServer(t, nil)
-	must(t, os.WriteFile(filepath.Join(ts.root, "huge.bin"), nil, 0o644))
-	must(t, os.Truncate(filepath.Join(ts.root, "huge.bin"), 64<<20))
+	ts.sparseFile(t, "huge.bin", 64<<20)
 	c := dialCtrl(t, ts.addr)
 	c.login("anonymous", "x@")
-	c.expect(200, "TYPE I")
-	d := c.epsv()
-	c.expect(150, "RETR huge.bin")
+	d := c.startDownload("huge.bin")
 	stopped := make(chan struct{})
 	go func() { ts.stop(); close(stopped) }()
 	ts.waitLog(t, "stopped listening")
