@@ -310,14 +310,15 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"-n", "nosuch"}, `twistd: unknown plugin "nosuch" (see twistd --help)`},
 		{[]string{"--bogus", "fastpoetry"}, "twistd: unknown flag: --bogus (see twistd --help)"},
-		{[]string{"-n", "fastpoetry", "--bogus", "--poem", poem}, "twistd: fastpoetry: unknown flag: --bogus (see twistd --help)"},
-		{[]string{"-n", "fastpoetry"}, "twistd: fastpoetry: missing required option --poem (see twistd --help)"},
-		{[]string{"-n", "fastpoetry", "--poem"}, "twistd: fastpoetry: flag needs an argument: --poem (see twistd --help)"},
-		{[]string{"-n", "fastpoetry", "--poem", poem, "--port", "x1"}, `twistd: fastpoetry: invalid value for --port: endpoint "x1": unknown endpoint type "x1"`},
+		{[]string{"-n", "fastpoetry", "--bogus", "--poem", poem}, "twistd: fastpoetry: unknown flag: --bogus (see twistd fastpoetry --help)"},
+		{[]string{"-n", "fastpoetry"}, "twistd: fastpoetry: missing required option --poem (see twistd fastpoetry --help)"},
+		{[]string{"-n", "fastpoetry", "--poem"}, "twistd: fastpoetry: flag needs an argument: --poem (see twistd fastpoetry --help)"},
+		{[]string{"-n", "fastpoetry", "--poem", poem, "--port", "x1"}, `twistd: fastpoetry: invalid value for --port: endpoint "x1": unknown endpoint type "x1" (want tcp, unix or systemd) (see twistd fastpoetry --help)`},
 		{[]string{"-n", "fastpoetry", "--poem", poem, "--port", "70000"}, `twistd: fastpoetry: invalid value "70000" for --port: not a port number`},
-		{[]string{"-n", "fastpoetry", "--poem", poem, "extra"}, `twistd: fastpoetry: unexpected argument "extra"`},
+		{[]string{"-n", "fastpoetry", "--poem", poem, "extra"}, `twistd: fastpoetry: unexpected argument "extra" (see twistd fastpoetry --help)`},
 		{[]string{"--grace", "soon", "-n", "fastpoetry", "--poem", poem}, `twistd: invalid value "soon" for --grace`},
-		{[]string{"fastpoetry", "-n", "--poem", poem}, "unknown shorthand flag: 'n' in -n"},
+		{[]string{"fastpoetry", "-n", "--poem", poem}, `twistd: fastpoetry: -n is a runner option: put it before "fastpoetry" (see twistd --help)`},
+		{[]string{"fastpoetry", "--poem", poem, "--logfile", "x.log"}, `twistd: fastpoetry: --logfile is a runner option: put it before "fastpoetry" (see twistd --help)`},
 	}
 	for _, tc := range cases {
 		code, stdout, stderr := testutil.Run(t, "", timeout, tc.args...)

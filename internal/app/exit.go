@@ -17,6 +17,7 @@ const (
 type exitError struct {
 	code int
 	err  error
+	help string // for usage errors: the command whose --help to point at
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -33,6 +34,21 @@ func failure(err error) error {
 // usageErrorf makes a usage error (exit 2).
 func usageErrorf(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// pluginUsageErrorf makes a usage error about a plugin's options; the
+// message points at that plugin's --help.
+func pluginUsageErrorf(plugin, format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(plugin+": "+format, args...), help: "twistd " + plugin}
+}
+
+// helpOf names the command whose --help a usage error should point at.
+func helpOf(err error) string {
+	var ee *exitError
+	if errors.As(err, &ee) && ee.help != "" {
+		return ee.help
+	}
+	return "twistd"
 }
 
 // withCode returns err carrying the given exit code.

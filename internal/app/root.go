@@ -54,7 +54,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		msg = flagMessage(err)
 	}
 	if code == ExitUsage {
-		msg += " (see twistd --help)"
+		msg += " (see " + helpOf(err) + " --help)"
 	}
 	fmt.Fprintf(stderr, "twistd: %s\n", msg)
 	return code
@@ -147,7 +147,7 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 		GroupID: "plugins",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("%s: unexpected argument %q", m.Name, args[0])
+				return pluginUsageErrorf(m.Name, "unexpected argument %q", args[0])
 			}
 			return nil
 		},
@@ -156,7 +156,7 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 				return usageErrorf("give an application file (-y) or a plugin, not both")
 			}
 			if missing := plugins.MissingRequired(cmd.Flags()); len(missing) > 0 {
-				return usageErrorf("%s: missing required option %s", m.Name, strings.Join(missing, ", "))
+				return pluginUsageErrorf(m.Name, "missing required option %s", strings.Join(missing, ", "))
 			}
 			if opts.Check {
 				return checkPlugin(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
@@ -169,7 +169,10 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 	cmd.Flags().BoolP("help", "h", false, "show this help")
 	cmd.SetUsageTemplate(pluginUsage)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErrorf("%s: %s", m.Name, flagMessage(err))
+		if runner := runnerFlag(c.Root().Flags(), err); runner != "" {
+			return usageErrorf("%s: %s is a runner option: put it before %q", m.Name, runner, m.Name)
+		}
+		return pluginUsageErrorf(m.Name, "%s", flagMessage(err))
 	})
 	return cmd
 }
@@ -181,6 +184,21 @@ func flagError(_ *cobra.Command, err error) error {
 // flagMessage shortens pflag's messages: `invalid argument "x" for "-p,
 // --port" flag: strconv.ParseInt: parsing "x": invalid syntax` becomes
 // `invalid value "x" for --port: not a number`.
+// runnerFlag returns how the user spelled an unknown plugin flag that is
+// in fact a runner flag (given after the plugin name), or "".
+func runnerFlag(root *pflag.FlagSet, err error) string {
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) {
+		return ""
+	}
+	if name := ne.GetSpecifiedName(); len(name) > 1 && root.Lookup(name) != nil {
+		return "--" + name
+	} else if len(name) == 1 && root.ShorthandLookup(name) != nil {
+		return "-" + name
+	}
+	return ""
+}
+
 func flagMessage(err error) string {
 	var inv *pflag.InvalidValueError
 	if errors.As(err, &inv) {

@@ -74,7 +74,7 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 func (r *runner) add(pluginName, serviceName string, build plugins.Build) error {
 	svc, err := build(plugins.Env{Name: serviceName, Log: r.log})
 	if err != nil {
-		return usageErrorf("%s: %v", pluginName, err)
+		return pluginUsageErrorf(pluginName, "%v", err)
 	}
 	if err := r.root.Add(svc); err != nil {
 		return usageErrorf("%v", err)
