@@ -376,28 +376,48 @@ func TestStartupFailures(t *testing.T) {
 	}
 }
 
-// Permission denied on bind: run the binary as nobody on a port below 1024.
-func TestBindPermissionDenied(t *testing.T) {
+// Permission denied, on bind and on the poem: the binary runs as nobody,
+// on a port below 1024, or with a poem only root may read.
+func TestPermissionDenied(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to start a process as nobody")
 	}
-	poem, _ := writePoem(t, 10)
-	os.Chmod(filepath.Dir(poem), 0o755)
-	cmd := exec.Command(testutil.Binary(t), "-n", "--pidfile=", "fastpoetry", "--port", "tcp:81:interface=127.0.0.1", "--poem", poem)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	// t.TempDir's parent is private to root; nobody needs a directory it can enter.
+	// t.TempDir's parent is private to root; nobody needs directories it
+	// can enter.
 	dir, err := os.MkdirTemp("", "twistd-nobody-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
-	p := testutil.StartCmd(t, cmd, dir)
-	if code := p.Wait(t, timeout); code != 1 {
-		t.Fatalf("exit %d, want 1", code)
+	readable := filepath.Join(dir, "poem.txt")
+	secret := filepath.Join(dir, "secret.txt")
+	for path, mode := range map[string]os.FileMode{readable: 0o644, secret: 0o600} {
+		if err := os.WriteFile(path, []byte("a poem\n"), mode); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got, want := strings.TrimSpace(p.Stderr.String()), "twistd: cannot listen on 127.0.0.1:81: permission denied"; got != want {
-		t.Fatalf("stderr %q, want %q", got, want)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bind", []string{"--port", "tcp:81:interface=127.0.0.1", "--poem", readable}, "twistd: cannot listen on 127.0.0.1:81: permission denied"},
+		{"poem", []string{"--port", fmt.Sprint(testutil.FreePort(t)), "--iface", "127.0.0.1", "--poem", secret}, "twistd: poem " + secret + ": permission denied"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-n", "--pidfile=", "fastpoetry"}, tc.args...)
+			cmd := exec.Command(testutil.Binary(t), args...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			p := testutil.StartCmd(t, cmd, dir)
+			if code := p.Wait(t, timeout); code != 1 {
+				t.Fatalf("exit %d, want 1", code)
+			}
+			if got := strings.TrimSpace(p.Stderr.String()); got != tc.want {
+				t.Fatalf("stderr %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
