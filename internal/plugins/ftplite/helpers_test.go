@@ -48,6 +48,7 @@ type testServer struct {
 	logs    *testutil.Buffer
 	cfg     Config
 	stop    func() // stops the server with a 5 s grace period
+	ln      *reactor.Port
 }
 
 func newTestServer(t *testing.T, mod func(*Config)) *testServer {
@@ -119,6 +120,7 @@ func newTestServerOn(t *testing.T, iface string, mod func(*Config)) *testServer 
 	t.Cleanup(ts.stop)
 	ts.addr = port.Addr().String()
 	ts.port = port.Addr().(*net.TCPAddr).Port
+	ts.ln = port
 	snap := snapshot(t, ts.outside)
 	t.Cleanup(func() { ts.checkOutside(t, snap) })
 	return ts
@@ -254,6 +256,9 @@ func (ts *testServer) read(t *testing.T, name string) string {
 	must(t, err)
 	return string(b)
 }
+
+// connections returns the number of live control connections.
+func (ts *testServer) connections() int { return ts.ln.Connections() }
 
 func (ts *testServer) waitLog(t *testing.T, s string) {
 	t.Helper()

@@ -86,7 +86,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	maxClients := fs.Int("max-clients", 200, "most simultaneous clients (0 = unlimited)")
 	maxPerIP := fs.Int("max-clients-per-ip", 10, "most simultaneous clients from one address (0 = unlimited)")
 	idle := fs.Duration("idle-timeout", 5*time.Minute, "close a control connection idle this long")
-	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer")
+	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer or of a reply")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := reactor.ParseEndpoint(*port)
 		if err != nil {
@@ -162,6 +162,10 @@ func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*ser
 	}), log)
 	port.System = name
 	port.ReadBufferSize = 4096
+	// A client that sends commands but never reads the replies would block
+	// its session in a reply write for good; a stall as long as a stalled
+	// transfer's ends it the same way.
+	port.WriteTimeout = cfg.DataTimeout
 	c := service.NewCollection(name, log)
 	c.Add(srv)
 	c.Add(port)

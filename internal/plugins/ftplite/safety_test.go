@@ -456,3 +456,37 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatal("stop did not return")
 	}
 }
+
+// TestUnreadReplies: a client that pipelines commands and never reads the
+// replies fills every buffer on the way; the session ends once a reply
+// write has made no progress for the data timeout, instead of holding its
+// slot for good.
+func TestUnreadReplies(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.DataTimeout = 300 * time.Millisecond })
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return nil
+	}}
+	c, err := d.Dial("tcp", ts.addr)
+	must(t, err)
+	defer c.Close()
+	// About 20 MiB of replies asked for, far beyond the socket buffers; the
+	// writer stops when the server stops reading or the deadline passes.
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		burst := []byte(strings.Repeat("NOOP\r\n", 10000))
+		for range 100 {
+			if _, err := c.Write(burst); err != nil {
+				return
+			}
+		}
+	}()
+	ts.waitLog(t, "peer read nothing for 300ms: closing")
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.connections() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d session(s) still open", ts.connections())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
