@@ -6,7 +6,7 @@ PORT    ?= 10000
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/twistd-go/twistd/internal/app.Version=$(VERSION)
 
-.PHONY: build run test test-short lint bench bench-chat bench-ftp fuzz-chat man clean
+.PHONY: build run test test-short lint bench bench-chat bench-ftp fuzz man clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/twistd
@@ -48,9 +48,22 @@ man:
 bench-chat: build
 	$(GO) run ./internal/plugins/chat/chatload -bin $(BIN) > bench-chat.out; s=$$?; cat bench-chat.out; exit $$s
 
-# A short fuzzing run of the chat frame decoder beyond its seed corpus.
-fuzz-chat:
-	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime 10s ./internal/plugins/chat/wire
+# A short run of every fuzz target beyond its seed corpus, FUZZTIME each
+# (the seeds themselves run in `make test`). Minimizing a new input gets 1 s
+# so the time goes to fuzzing.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	./internal/plugins/chat/wire:FuzzDecoder \
+	./internal/app/appfile:FuzzParse \
+	./internal/plugins/ftplite/cmdline:FuzzSplitter \
+	./internal/plugins/ftplite/jail:FuzzResolve \
+	./internal/plugins/ftplite/jail:FuzzRootOpen \
+	./internal/plugins/ftplite:FuzzSession
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg; \
+	done
 
 clean:
 	rm -rf bin bench.out bench-chat.out bench-ftp.out
