@@ -129,6 +129,30 @@ func TestServesPoemAndShutsDown(t *testing.T) {
 	}
 }
 
+// In the foreground SIGINT and SIGHUP (the terminal closed) stop the
+// server as SIGTERM does: drained, logged, exit 0.
+func TestOtherStopSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			path, poem := writePoem(t, 100)
+			p, addr := startPoetry(t, path)
+			if got := fetch(t, addr); !bytes.Equal(got, poem) {
+				t.Fatalf("got %d bytes, want %d", len(got), len(poem))
+			}
+			p.Signal(t, sig)
+			if code := p.Wait(t, timeout); code != 0 {
+				t.Fatalf("exit %d after %v\n%s", code, sig, p.Stderr)
+			}
+			name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGHUP: "SIGHUP"}[sig]
+			for _, want := range []string{"received " + name + ", shutting down", "[-] shut down"} {
+				if !strings.Contains(p.Stdout.String(), want) {
+					t.Errorf("log lacks %q\n%s", want, p.Stdout)
+				}
+			}
+		})
+	}
+}
+
 func TestWithNetcat(t *testing.T) {
 	nc, err := exec.LookPath("nc")
 	if err != nil {

@@ -137,9 +137,16 @@ func TestLogRotationLosesNothing(t *testing.T) {
 	stopDaemon(t, pid, pidfile)
 }
 
-// logrotate's move-then-signal: after mv and SIGUSR1 later lines land in a
-// new file at the old name, none in the moved one, none lost.
-func TestSIGUSR1ReopensMovedLog(t *testing.T) {
+// logrotate's move-then-signal: after mv and SIGUSR1 (or SIGHUP, which a
+// daemon takes the same way) later lines land in a new file at the old
+// name, none in the moved one, none lost.
+func TestSignalReopensMovedLog(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testReopen(t, sig) })
+	}
+}
+
+func testReopen(t *testing.T, sig syscall.Signal) {
 	dir, drop := dropArgs(t)
 	writePoem(t, dir)
 	pidfile := filepath.Join(dir, "twistd.pid")
@@ -155,7 +162,7 @@ func TestSIGUSR1ReopensMovedLog(t *testing.T) {
 	}
 	burst(t, addr, 50) // still written to the moved file: nothing reopened it yet
 	waitFile(t, moved, "[fastpoetry,100,", 10*time.Second)
-	syscall.Kill(pid, syscall.SIGUSR1)
+	syscall.Kill(pid, sig)
 	waitFile(t, logPath, "reopened log file", 10*time.Second)
 	burst(t, addr, 50)
 

@@ -19,6 +19,8 @@ pidfile; bind every listener as the starting user; **--chroot**; switch to
 **--grace**, stop the services in reverse order, remove the pidfile, exit 0.
 A second signal closes everything at once (exit 1).
 **SIGUSR1**: reopen the log file by name (after logrotate moved it).
+**SIGHUP**: the same as SIGUSR1 in a daemon; with **--nodaemon** (the
+terminal went away) the same as SIGTERM.
 
 # FILES
 **twistd.pid** in the run directory (**--pidfile**): the daemon's pid and a

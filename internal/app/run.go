@@ -109,10 +109,11 @@ func (r *runner) run() error {
 	}
 
 	// Signals are caught before any slow work, so a SIGTERM during start-up
-	// is a clean stop rather than the default kill, and SIGUSR1 (whose
-	// default action kills) is safe as soon as the log is open.
+	// is a clean stop rather than the default kill, and SIGUSR1 and SIGHUP
+	// (whose default actions kill, leaving the pidfile) are safe as soon as
+	// the log is open.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	// A closed stdout must not kill us with SIGPIPE; writes then fail instead.
 	signal.Ignore(syscall.SIGPIPE)
@@ -171,8 +172,8 @@ func (r *runner) run() error {
 	stopWatchdog := r.watchdog()
 
 	for sig := range sigs {
-		if sig == syscall.SIGUSR1 {
-			r.reopenLog()
+		if r.reopens(sig) {
+			r.reopenLog(sig)
 			continue
 		}
 		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
@@ -306,19 +307,29 @@ func (r *runner) watchdog() func() {
 	return func() { close(done); <-stopped }
 }
 
-// reopenLog handles SIGUSR1: lines after it go to a file opened afresh at
-// the log path, so logrotate's move-then-signal loses nothing.
-func (r *runner) reopenLog() {
+// reopens reports whether sig asks to reopen the log: SIGUSR1 always;
+// SIGHUP in a daemon, as logrotate scripts and daemons conventionally
+// use it. In the foreground SIGHUP means the terminal went away, so it
+// stops the program like SIGTERM.
+func (r *runner) reopens(sig os.Signal) bool {
+	return sig == syscall.SIGUSR1 || sig == syscall.SIGHUP && r.status != nil
+}
+
+// reopenLog handles SIGUSR1 (and a daemon's SIGHUP): lines after it go to
+// a file opened afresh at the log path, so logrotate's move-then-signal
+// loses nothing.
+func (r *runner) reopenLog(sig os.Signal) {
+	name := signalName(sig)
 	ok, err := r.sink.Reopen()
 	if err != nil {
-		r.log.Warn("SIGUSR1: closing the log file: " + err.Error())
+		r.log.Warn(name + ": closing the log file: " + err.Error())
 	}
 	if !ok {
-		r.log.Info("received SIGUSR1; not logging to a file, nothing to reopen")
+		r.log.Info("received " + name + "; not logging to a file, nothing to reopen")
 		return
 	}
 	// This line opens the new file.
-	r.log.Info("received SIGUSR1, reopened log file " + r.sink.Path())
+	r.log.Info("received " + name + ", reopened log file " + r.sink.Path())
 	if r.status != nil {
 		if f, err := r.sink.OpenAppend(); err == nil {
 			daemon.Redirect(f)
@@ -337,8 +348,8 @@ func (r *runner) stop(sigs <-chan os.Signal) error {
 		for {
 			select {
 			case s := <-sigs:
-				if s == syscall.SIGUSR1 {
-					r.reopenLog()
+				if r.reopens(s) {
+					r.reopenLog(s)
 					continue
 				}
 				r.log.Warn(fmt.Sprintf("received %s again, closing everything now", signalName(s)))
@@ -394,6 +405,8 @@ func signalName(s os.Signal) string {
 			return "SIGTERM"
 		case syscall.SIGUSR1:
 			return "SIGUSR1"
+		case syscall.SIGHUP:
+			return "SIGHUP"
 		}
 	}
 	return s.String()
