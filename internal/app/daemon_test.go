@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twistd-go/twistd/internal/app/daemon"
 	"github.com/twistd-go/twistd/internal/testutil"
 )
 
@@ -41,8 +44,19 @@ func TestDaemonStartsServesAndStops(t *testing.T) {
 			t.Errorf("daemon fd %d -> %q, want %q", fd, got, want)
 		}
 	}
-	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid)); err == nil {
-		t.Errorf("daemon still holds go-daemon's spare fd 3")
+	// go-daemon leaves /dev/null open on fd 3. The number itself is reused
+	// at once (lumberjack's cleanup briefly opens the log directory), so
+	// look for the spare /dev/null on any fd past stderr.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range fds {
+		if fd, _ := strconv.Atoi(e.Name()); fd > 2 {
+			if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); got == os.DevNull {
+				t.Errorf("daemon still holds go-daemon's spare /dev/null on fd %d", fd)
+			}
+		}
 	}
 	if got := fetch(t, fmt.Sprintf("127.0.0.1:%d", port)); got != testPoem {
 		t.Fatalf("served %q", got)
@@ -287,6 +301,40 @@ func TestSimultaneousStartsOneDaemon(t *testing.T) {
 	}
 	if len(running) != 1 || running[0] != pid {
 		t.Fatalf("twistd processes in %s: %v; want only %d", dir, running, pid)
+	}
+	stopDaemon(t, pid, pidfile)
+}
+
+// A descriptor the caller left open by accident (not close-on-exec) does
+// not follow the starting command into the daemon: a caller reading a pipe
+// it passed down sees EOF once the starting command has exited, not when
+// the daemon stops (daemon(7): close everything past stderr).
+func TestDaemonDropsInheritedDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	pidfile := filepath.Join(dir, "twistd.pid")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(testutil.Binary(t), "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "poem.txt")
+	// Fd 7 in the starting command, inheritable. (Fd 3 would prove
+	// nothing: the re-exec puts /dev/null there.)
+	cmd.ExtraFiles = []*os.File{nil, nil, nil, nil, w}
+	p := testutil.StartCmd(t, cmd, dir)
+	w.Close()
+	if code := p.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stderr)
+	}
+	pid, err := daemon.ReadPidfile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killAtCleanup(t, pid)
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("caller's pipe: read %d bytes, %v; want EOF (the daemon still holds its write end)", n, err)
 	}
 	stopDaemon(t, pid, pidfile)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,9 @@ func IsChild() bool { return godaemon.WasReborn() }
 // stdout and stderr are the pipe's write end until it reports, and a crash
 // trace printed before that reaches the parent too.
 func Detach(timeout time.Duration) error {
+	if err := closeInheritedOnExec(); err != nil {
+		return fmt.Errorf("daemonize: %w", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("daemonize: %w", err)
@@ -57,6 +61,35 @@ func Detach(timeout time.Duration) error {
 		}
 	}
 	return waitVerdict(child, r, timeout)
+}
+
+// closeInheritedOnExec marks every descriptor past stderr close-on-exec,
+// so the daemon does not carry what our caller left open by accident
+// (daemon(7): close all but 0, 1 and 2). A daemon holding the write end of
+// its caller's pipe would keep the caller waiting for EOF for as long as it
+// runs. Go opens its own descriptors close-on-exec already; the ones the
+// re-exec hands the child are duplicated onto fixed numbers regardless.
+func closeInheritedOnExec() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil || !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	// Kernels before 5.11: one fcntl per open descriptor.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		// The directory's own descriptor is gone by now: EBADF is fine.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+			return err
+		}
+	}
+	return nil
 }
 
 func waitVerdict(child *os.Process, r *os.File, timeout time.Duration) error {
