@@ -199,17 +199,19 @@ func (s *Status) report(line string, out *os.File) error {
 	if out == nil {
 		out = s.null
 	}
-	defer s.null.Close()
 	// The verdict goes out only after stdout and stderr have left the
-	// parent's pipe, so when the parent returns the daemon no longer holds
-	// it: keep a private copy of the pipe for the one line.
+	// parent's pipe, and the spare /dev/null is closed, so when the parent
+	// returns the daemon holds neither: keep a private copy of the pipe for
+	// the one line.
 	pipeFd, err := unix.Dup(1)
 	if err != nil {
+		s.null.Close()
 		return fmt.Errorf("status pipe: %w", err)
 	}
 	pipe := os.NewFile(uintptr(pipeFd), "status-pipe")
 	defer pipe.Close()
 	err = Redirect(out)
+	s.null.Close()
 	_, werr := pipe.WriteString(line + "\n")
 	return errors.Join(err, werr)
 }
