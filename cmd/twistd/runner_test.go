@@ -278,8 +278,10 @@ func TestGracePeriodEnds(t *testing.T) {
 	p, addr := startPoetry(t, path, "--grace", "300ms")
 	c := dial(t, addr)
 	c.SetReadBuffer(4096)
-	p.WaitFor(t, "[-] started", timeout)
-	time.Sleep(100 * time.Millisecond) // let the server fill the socket buffers
+	// Being served, not still in the accept queue; then stop reading.
+	if _, err := io.ReadFull(c, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.Wait(t, timeout); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -294,6 +296,11 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	p, addr := startPoetry(t, path, "--grace", "1m")
 	c := dial(t, addr)
 	c.SetReadBuffer(4096)
+	// Being served, not still in the accept queue (where the first signal
+	// would just close it and the server would exit at once).
+	if _, err := io.ReadFull(c, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
 	p.Signal(t, syscall.SIGINT)
 	p.WaitFor(t, "received SIGINT, shutting down", timeout)
 	p.Signal(t, syscall.SIGINT)
