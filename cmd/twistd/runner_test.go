@@ -271,6 +271,33 @@ func TestInFlightClientSurvivesSIGTERM(t *testing.T) {
 	}
 }
 
+// Clients whose connection the kernel accepted while the server was not
+// running (SIGSTOP) are still in the listen queue when SIGTERM arrives;
+// each gets the whole poem rather than a reset.
+func TestQueuedClientsServedAtSIGTERM(t *testing.T) {
+	path, poem := writePoem(t, 5000)
+	p, addr := startPoetry(t, path)
+	p.Signal(t, syscall.SIGSTOP)
+	const n = 20
+	clients := make([]*net.TCPConn, n)
+	for i := range clients {
+		clients[i] = dial(t, addr) // completes in the kernel: the server is stopped
+	}
+	p.Signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGCONT)
+	for i, c := range clients {
+		if got, err := io.ReadAll(c); !bytes.Equal(got, poem) {
+			t.Errorf("client %d: %d of %d bytes, %v", i, len(got), len(poem), err)
+		}
+	}
+	if code := p.Wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stdout)
+	}
+	if got := strings.Count(p.Stdout.String(), "connection closed sent=5000"); got != n {
+		t.Errorf("%d connections logged as fully served, want %d\n%s", got, n, p.Stdout)
+	}
+}
+
 // With a short grace period a client that does not read is cut off, the
 // cut is logged, and a second SIGTERM is not needed.
 func TestGracePeriodEnds(t *testing.T) {

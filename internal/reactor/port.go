@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -68,7 +69,7 @@ func NewPort(name string, ep Endpoint, f Factory, log *slog.Logger) *Port {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Port{name: name, ep: ep, factory: f, log: log, System: name, conns: map[*conn]struct{}{}}
+	return &Port{name: name, ep: ep, factory: f, log: log, connLog: log, System: name, conns: map[*conn]struct{}{}}
 }
 
 // Name returns the service name.
@@ -105,7 +106,6 @@ func (p *Port) PrivilegedStart(ctx context.Context) error {
 		return err
 	}
 	p.ln = ln
-	p.connLog = p.log
 	p.log = p.log.With(systemKey, p.System)
 	p.log.Info("listening on " + ln.Addr().String())
 	return nil
@@ -143,6 +143,9 @@ func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return // Stop ended the loop to drain the listen queue itself
+			}
 			if isTemporary(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				p.log.Warn(fmt.Sprintf("accept: %v; retrying in %v", err, delay))
@@ -163,8 +166,6 @@ func (p *Port) admit(nc net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.stopping:
-		nc.Close()
 	case p.limit <= 0 || len(p.conns) < p.limit && len(p.queue) == 0:
 		p.serveLocked(nc, nil)
 	case p.MaxWaiting > 0 && len(p.queue) >= p.MaxWaiting:
@@ -245,20 +246,39 @@ func (p *Port) Connections() int {
 	return len(p.conns)
 }
 
-// Stop closes the listener, asks every connection to finish, waits for them
+// drainQueue admits the clients the kernel had already accepted on ln when
+// the accept loop stopped, at most maxDrain of them, and returns how many.
+func (p *Port) drainQueue(ln net.Listener) int {
+	conns := acceptPending(ln, maxDrain)
+	for _, nc := range conns {
+		p.admit(nc)
+	}
+	return len(conns)
+}
+
+// maxDrain bounds the clients taken from the listen queue at Stop, for a
+// queue that clients keep filling.
+const maxDrain = 4096
+
+// Stop stops accepting, asks every connection to finish, waits for them
 // until ctx is done, then aborts the rest. It returns when every connection
-// goroutine has ended.
+// goroutine has ended. Clients whose connection the kernel already
+// accepted, waiting in the listen queue, are served like the others:
+// closing the listener would reset them.
 func (p *Port) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	first := !p.stopping
 	p.stopping = true
 	ln, accepted := p.ln, p.accepted
-	live := make([]*conn, 0, len(p.conns))
-	for c := range p.conns {
-		live = append(live, c)
-	}
 	p.mu.Unlock()
 	if ln != nil && first {
+		dl, ok := ln.(interface{ SetDeadline(time.Time) error })
+		if ok && accepted != nil && dl.SetDeadline(aLongTimeAgo) == nil {
+			<-accepted
+			if n := p.drainQueue(ln); n > 0 {
+				p.log.Info(fmt.Sprintf("serving %d client(s) that were waiting in the listen queue", n))
+			}
+		}
 		ln.Close()
 		p.log.Info("stopped listening on " + ln.Addr().String())
 	}
@@ -266,6 +286,10 @@ func (p *Port) Stop(ctx context.Context) error {
 		<-accepted
 	}
 	p.mu.Lock()
+	live := make([]*conn, 0, len(p.conns))
+	for c := range p.conns {
+		live = append(live, c)
+	}
 	waiting := p.queue
 	p.queue = nil
 	p.mu.Unlock()

@@ -321,3 +321,89 @@ func TestNonReaderHeapBounded(t *testing.T) {
 		t.Fatalf("live heap grew by %d bytes, over the %d bound", growth, heapBound)
 	}
 }
+
+// gatedListener holds Accept back until Stop has set its deadline (or
+// closed it), so clients pile up in the kernel's accept queue first.
+type gatedListener struct {
+	net.Listener
+	gate chan struct{}
+	once atomic.Bool
+}
+
+func (g *gatedListener) open() {
+	if g.once.CompareAndSwap(false, true) {
+		close(g.gate)
+	}
+}
+
+func (g *gatedListener) Accept() (net.Conn, error) {
+	<-g.gate
+	return g.Listener.Accept()
+}
+
+func (g *gatedListener) SetDeadline(t time.Time) error {
+	defer g.open()
+	return g.Listener.(*net.TCPListener).SetDeadline(t)
+}
+
+func (g *gatedListener) SyscallConn() (syscall.RawConn, error) {
+	return g.Listener.(*net.TCPListener).SyscallConn()
+}
+
+func (g *gatedListener) Close() error {
+	defer g.open()
+	return g.Listener.Close()
+}
+
+// greeter sends a line and closes, like fastpoetry.
+type greeter struct{}
+
+func (greeter) ConnectionMade(t Transport) { t.Write([]byte("hello\n")); t.LoseConnection() }
+func (greeter) DataReceived([]byte)        {}
+func (greeter) ConnectionLost(error)       {}
+
+// Clients the kernel accepted before Stop, still in the listen queue, are
+// served: closing the listener under them would reset them.
+func TestStopServesAcceptQueue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedListener{Listener: ln, gate: make(chan struct{})}
+	logs := &testutil.Buffer{}
+	p := NewPort("greet", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol { return greeter{} }),
+		slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
+	p.ln = g
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		clients[i] = c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if got, err := io.ReadAll(c); string(got) != "hello\n" || err != nil {
+			t.Errorf("client %d: got %q, %v", i, got, err)
+		}
+	}
+	if got := strings.Count(logs.String(), "connection closed"); got != n {
+		t.Errorf("%d connections served, want %d", got, n)
+	}
+	// The listener is closed: nobody else gets in.
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("listener still accepting after Stop")
+	}
+}
