@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // After LoseConnection shuts down our side, the socket stays open until the
@@ -102,19 +103,21 @@ func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
 	if !h.Enabled(context.Background(), level) {
 		return
 	}
-	if c.system != "" {
-		b := make([]byte, 0, len(c.system)+48)
-		b = append(b, c.system...)
-		b = append(b, ',')
-		b = strconv.AppendUint(b, c.seq, 10)
-		b = append(b, ',')
-		b = append(b, peerName(c.nc)...)
-		attrs = append(attrs, slog.String(systemKey, string(b)))
-	}
 	// A record without a PC: slog's Logger would walk the stack for the
 	// caller on every line, which no sink here prints.
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.AddAttrs(attrs...)
+	if c.system != "" {
+		b := make([]byte, 0, len(c.system)+64)
+		b = append(b, c.system...)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, c.seq, 10)
+		b = append(b, ',')
+		b = appendPeer(b, c.nc)
+		// b is never written again, so the string may share it: one
+		// allocation per tag instead of two.
+		r.AddAttrs(slog.String(systemKey, unsafe.String(unsafe.SliceData(b), len(b))))
+	}
 	h.Handle(context.Background(), r)
 }
 
@@ -319,6 +322,14 @@ func (c *conn) loseLocked() {
 		return
 	}
 	c.ResumeProducing()
+	// Lingering only protects data still on its way and input that would
+	// turn the close into a reset (nginx's "lingering_close auto"); a peer
+	// that already holds every byte is closed at once, which is the common
+	// case for a short reply on a fast link.
+	if settled(c.nc) {
+		c.nc.Close()
+		return
+	}
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
 		// The read loop keeps going (discarding) until the peer's FIN or
 		// keepLingering gives up.

@@ -9,20 +9,39 @@ import (
 // unsentBytes returns how many written bytes the kernel has not yet had
 // acknowledged by the peer (SIOCOUTQ), or 0 when it cannot tell.
 func unsentBytes(nc net.Conn) int {
+	n, _ := socketQueues(nc)
+	return n
+}
+
+// settled reports whether the peer has acknowledged every byte written and
+// nothing it sent is waiting unread. Closing such a socket outright cannot
+// cost the peer any data: it already holds all of it, and no unread input
+// turns the close into a reset.
+func settled(nc net.Conn) bool {
+	out, in := socketQueues(nc)
+	return out == 0 && in == 0
+}
+
+// socketQueues returns the unacknowledged output (SIOCOUTQ) and unread
+// input (SIOCINQ, alias TIOCINQ) byte counts; -1 for a count the kernel did not give.
+func socketQueues(nc net.Conn) (out, in int) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return 0
+		return 0, -1
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return 0
+		return 0, -1
 	}
-	var n int32
+	var o, i int32
+	out, in = 0, -1
 	raw.Control(func(fd uintptr) {
-		_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&n)))
-		if e != 0 {
-			n = 0
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&o))); e == 0 {
+			out = int(o)
+		}
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&i))); e == 0 {
+			in = int(i)
 		}
 	})
-	return int(n)
+	return out, in
 }

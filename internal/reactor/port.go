@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -207,11 +208,26 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 }
 
 func peerName(nc net.Conn) string {
-	peer := nc.RemoteAddr().String()
-	if peer == "" || peer == "@" {
-		return "unix"
+	return string(appendPeer(nil, nc))
+}
+
+// appendPeer appends the peer's address as net.Addr.String writes it
+// ("unix" for an unnamed unix socket peer); for TCP it does so without
+// the three allocations of TCPAddr.String, on every connection's log line.
+func appendPeer(b []byte, nc net.Conn) []byte {
+	switch a := nc.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(b)
+	case nil:
+		return append(b, "unix"...)
+	default:
+		peer := a.String()
+		if peer == "" || peer == "@" {
+			peer = "unix"
+		}
+		return append(b, peer...)
 	}
-	return peer
 }
 
 // forget drops a finished connection and hands its slot to the oldest

@@ -407,3 +407,82 @@ func TestStopServesAcceptQueue(t *testing.T) {
 		t.Error("listener still accepting after Stop")
 	}
 }
+
+// addrConn is a net.Conn that only knows its peer's address.
+type addrConn struct {
+	net.Conn
+	peer net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.peer }
+
+func TestPeerNameMatchesAddrString(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 10000}, // 16-byte form
+		&net.TCPAddr{IP: net.IP{127, 0, 0, 2}, Port: 1},
+		&net.TCPAddr{IP: net.IPv6loopback, Port: 65535},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 21, Zone: "lo"},
+		&net.UnixAddr{Name: "/run/poetry.sock", Net: "unix"},
+	} {
+		if got, want := peerName(addrConn{peer: a}), a.String(); got != want {
+			t.Errorf("peerName(%#v) = %q, want %q", a, got, want)
+		}
+	}
+	for _, a := range []net.Addr{&net.UnixAddr{Net: "unix"}, &net.UnixAddr{Name: "@", Net: "unix"}, nil} {
+		if got := peerName(addrConn{peer: a}); got != "unix" {
+			t.Errorf("peerName(%v) = %q, want unix", a, got)
+		}
+	}
+}
+
+// replier sends reply once told to, then loses the connection.
+type replier struct {
+	reply []byte
+	start <-chan struct{}
+}
+
+func (r *replier) ConnectionMade(t Transport) {
+	<-r.start
+	if _, err := t.Write(r.reply); err == nil {
+		t.LoseConnection()
+	}
+}
+func (r *replier) DataReceived([]byte)  {}
+func (r *replier) ConnectionLost(error) {}
+
+// LoseConnection ends with a clean EOF whether or not the client sent
+// something the protocol never read: unread input would make a plain close
+// a reset, which can cost the client the end of the reply.
+func TestLoseConnectionEndsWithEOF(t *testing.T) {
+	reply := bytes.Repeat([]byte("Whose woods these are I think I know.\n"), 16)
+	for _, sendFirst := range []bool{false, true} {
+		told := make(chan struct{})
+		p := NewPort("reply", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
+			return &replier{reply: reply, start: told}
+		}), slog.New(slog.NewTextHandler(t.Output(), nil)))
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if sendFirst {
+			// On loopback the bytes are in the server's receive queue once
+			// Write returns, before the protocol replies.
+			if _, err := c.Write([]byte("a request the protocol never reads\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(told)
+		got, err := io.ReadAll(c)
+		if err != nil || !bytes.Equal(got, reply) {
+			t.Errorf("client sent first: %v: read %d of %d bytes, then %v; want all, then EOF", sendFirst, len(got), len(reply), err)
+		}
+		c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.Stop(ctx)
+		cancel()
+	}
+}
