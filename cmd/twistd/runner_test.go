@@ -298,6 +298,42 @@ func TestQueuedClientsServedAtSIGTERM(t *testing.T) {
 	}
 }
 
+// Clients waiting for a slot under --max-connections when SIGTERM comes are
+// served as the connection in flight finishes, not closed.
+func TestWaitingClientsServedAtSIGTERM(t *testing.T) {
+	path, poem := writePoem(t, 32<<20)
+	p, addr := startPoetry(t, path, "--max-connections", "1")
+	holder := dial(t, addr)
+	// Served (it holds the one slot), and its 32 MiB cannot all be written
+	// into the socket buffers until it reads. (A tiny receive buffer would
+	// also do, but makes loopback TCP crawl once it is read.)
+	if _, err := io.ReadFull(holder, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	waiting := make([]*net.TCPConn, n)
+	for i := range waiting {
+		waiting[i] = dial(t, addr)
+	}
+	p.WaitFor(t, "connection limit of 1 reached: new clients wait", timeout)
+	p.Signal(t, syscall.SIGTERM)
+	p.WaitFor(t, "waiting for a slot will be served as connections finish", timeout)
+	if got, err := io.ReadAll(holder); len(got)+1024 != len(poem) {
+		t.Fatalf("client in flight: %d of %d bytes, %v", len(got)+1024, len(poem), err)
+	}
+	for i, c := range waiting {
+		if got, err := io.ReadAll(c); !bytes.Equal(got, poem) {
+			t.Errorf("waiting client %d: %d of %d bytes, %v", i, len(got), len(poem), err)
+		}
+	}
+	if code := p.Wait(t, timeout); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stdout)
+	}
+	if out := p.Stdout.String(); strings.Count(out, fmt.Sprintf("connection closed sent=%d", len(poem))) != n+1 || strings.Contains(out, "never served") {
+		t.Errorf("want %d connections logged as fully served and none unserved:\n%s", n+1, out)
+	}
+}
+
 // With a short grace period a client that does not read is cut off, the
 // cut is logged, and a second SIGTERM is not needed.
 func TestGracePeriodEnds(t *testing.T) {

@@ -64,10 +64,11 @@ type conn struct {
 	wmu     sync.Mutex // serialises writes and the half-close after them
 	closing atomic.Bool
 
-	pmu     sync.Mutex
-	pcond   sync.Cond // L is &pmu
-	paused  bool
-	stopReq bool // a graceful stop asked to interrupt the read
+	pmu       sync.Mutex
+	pcond     sync.Cond // L is &pmu
+	paused    bool
+	stopReq   bool // a graceful stop asked to interrupt the read
+	stopAsked bool // requestStop ran; StopRequested is owed at most once
 
 	sent, recv atomic.Int64
 
@@ -230,7 +231,11 @@ func (c *conn) requestStop() {
 		return
 	}
 	c.pmu.Lock()
-	c.stopReq = true
+	if c.stopAsked {
+		c.pmu.Unlock()
+		return
+	}
+	c.stopAsked, c.stopReq = true, true
 	c.pcond.Broadcast()
 	c.pmu.Unlock()
 	c.nc.SetReadDeadline(time.Unix(1, 0))

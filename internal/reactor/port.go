@@ -192,6 +192,11 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	p.seq++
 	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.connLog, p.cfg)
 	c.system, c.seq = p.System, p.seq
+	if p.stopping {
+		// A client served during shutdown gets its ConnectionMade, then
+		// the same request to finish as every other connection.
+		c.requestStop()
+	}
 	p.conns[c] = struct{}{}
 	p.wg.Add(1)
 	go func() {
@@ -236,7 +241,7 @@ func (p *Port) forget(c *conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns, c)
-	for len(p.queue) > 0 && len(p.conns) < p.limit && !p.stopping {
+	for len(p.queue) > 0 && len(p.conns) < p.limit {
 		w := p.queue[0]
 		p.queue = p.queue[1:]
 		close(w.unpark)
@@ -280,7 +285,9 @@ const maxDrain = 4096
 // until ctx is done, then aborts the rest. It returns when every connection
 // goroutine has ended. Clients whose connection the kernel already
 // accepted, waiting in the listen queue, are served like the others:
-// closing the listener would reset them.
+// closing the listener would reset them. Clients waiting for a slot under
+// the connection limit keep their place and are served as slots free up;
+// only those still waiting when ctx is done are closed unserved.
 func (p *Port) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	first := !p.stopping
@@ -306,15 +313,10 @@ func (p *Port) Stop(ctx context.Context) error {
 	for c := range p.conns {
 		live = append(live, c)
 	}
-	waiting := p.queue
-	p.queue = nil
+	if n := len(p.queue); n > 0 {
+		p.log.Info(fmt.Sprintf("%d client(s) waiting for a slot will be served as connections finish", n))
+	}
 	p.mu.Unlock()
-	for _, w := range waiting {
-		w.nc.Close()
-	}
-	if len(waiting) > 0 {
-		p.log.Info(fmt.Sprintf("closed %d waiting client(s) never served", len(waiting)))
-	}
 	for _, c := range live {
 		c.requestStop()
 	}
@@ -326,12 +328,20 @@ func (p *Port) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
+	waiting := p.queue
+	p.queue = nil
+	for _, w := range waiting {
+		w.nc.Close()
+	}
 	n := len(p.conns)
 	for c := range p.conns {
 		c.AbortConnection()
 	}
 	p.mu.Unlock()
 	<-done
+	if len(waiting) > 0 {
+		p.log.Warn(fmt.Sprintf("grace period over: closed %d waiting client(s) never served", len(waiting)))
+	}
 	if n > 0 {
 		p.log.Warn(fmt.Sprintf("grace period over: aborted %d connection(s)", n))
 	}

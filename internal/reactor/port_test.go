@@ -186,7 +186,45 @@ func TestLimitFromContext(t *testing.T) {
 	expectRead(t, c2, "two")
 }
 
-// Stop closes clients still waiting, without serving them.
+// During Stop, clients waiting for a slot keep their place and are served
+// as the connections in flight finish.
+func TestStopServesWaitingClients(t *testing.T) {
+	tp := startPort(t, context.Background(), func(p *Port) { p.MaxConnections = 1 })
+	c1 := tp.dial(t)
+	roundTrip(t, c1, "one")
+	c2 := tp.dial(t)
+	c2.Write([]byte("early two;"))
+	eventually(t, "c2 queued", func() bool { return tp.Waiting() == 1 })
+	c3 := tp.dial(t)
+	eventually(t, "c3 queued", func() bool { return tp.Waiting() == 2 })
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tp.Stop(ctx)
+	}()
+	eventually(t, "the stop to begin", func() bool {
+		return tp.count("2 client(s) waiting for a slot will be served as connections finish") == 1
+	})
+	roundTrip(t, c1, "still served")
+	c1.Close()
+	expectRead(t, c2, "early two;")
+	roundTrip(t, c2, "two")
+	c2.Close()
+	roundTrip(t, c3, "three")
+	c3.Close()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return once every client was served")
+	}
+	if n := tp.built.Load(); n != 3 || tp.count("never served") != 0 {
+		t.Fatalf("built %d, want 3, none closed unserved; logs:\n%s", n, tp.logs)
+	}
+}
+
+// Clients still waiting when the grace period ends are closed unserved.
 func TestStopClosesWaitingClients(t *testing.T) {
 	tp := startPort(t, context.Background(), func(p *Port) { p.MaxConnections = 1 })
 	c1 := tp.dial(t)
@@ -199,7 +237,7 @@ func TestStopClosesWaitingClients(t *testing.T) {
 	if n, err := c2.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("waiting client after Stop: read %d, %v", n, err)
 	}
-	if tp.built.Load() != 1 || tp.count("closed 1 waiting client(s) never served") != 1 {
+	if tp.built.Load() != 1 || tp.count("grace period over: closed 1 waiting client(s) never served") != 1 {
 		t.Fatalf("built %d; logs:\n%s", tp.built.Load(), tp.logs)
 	}
 }

@@ -28,6 +28,19 @@
 // stays queued, so its request is answered. Port.MaxWaiting bounds the
 // queue: a client past it is closed at once, with a log line. "connection
 // limit of N reached" and "wait queue drained" are logged once per change.
+// Stop keeps the queue: parked clients are still handed slots as
+// connections finish (each is asked to stop, like the rest, right after
+// ConnectionMade), and only those parked when the grace period ends are
+// closed unserved.
+//
+// # Closing
+//
+// LoseConnection closes at once when the peer has acknowledged every byte
+// and sent nothing unread (SIOCOUTQ and SIOCINQ both 0). Otherwise it
+// half-closes and reads, discarding, until the peer's FIN, until the
+// kernel has had everything acknowledged, or until delivery stalls for 5 s:
+// closing a socket with data in flight or unread input would reset the
+// connection and cost a slow reader the end of its reply.
 //
 // The runner hands --max-connections to every listener through the ctx of
 // PrivilegedStart/Start (WithMaxConnections; ports read it with
