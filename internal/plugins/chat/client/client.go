@@ -3,6 +3,23 @@
 // reactor.ClientService (reconnecting with backoff), logs in again on every
 // new connection, sends heartbeats on a reactor.LoopingCall, and hands
 // every frame the server sends to a handler.
+//
+// A lost connection is retried, but two verdicts of the server end the
+// client for good, because logging in again could only repeat them:
+//
+//   - *RefusedError (errors.Is(err, ErrRefused)): the server answered the
+//     verify with an error reply (command 199) instead of 101. Retrying the
+//     same verify would be refused the same way, forever.
+//   - ErrReplaced: after a successful login the server sent 199 with code
+//     409, because another connection logged in with the same ID. Logging
+//     in again would evict that connection in turn, and the two clients
+//     would take the ID from each other forever.
+//
+// After either, the client makes no more connections; LoggedIn, Send,
+// Single, Group and Broadcast return the verdict, Err reports it, and Done
+// and the Messages channel are closed. Stop should still be called: it
+// waits for the connection's goroutines to finish. Any other error reply
+// (404, 410, ...) is an ordinary frame for the handler.
 package client
 
 import (
@@ -11,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -57,15 +75,46 @@ type Message struct {
 type Client struct {
 	cfg      Config
 	id       wire.ID
+	log      *slog.Logger
 	svc      *reactor.ClientService
 	messages chan Message
-	hb       []byte        // the heartbeat frame
-	stopping chan struct{} // closed by Stop: unblocks a full Messages
-	stopOnce sync.Once
+	hb       []byte // the heartbeat frame
+
+	mu       sync.Mutex
+	err      error         // the server's verdict; set before done closes
+	done     chan struct{} // closed by a verdict or Stop: unblocks a full Messages
+	doneOnce sync.Once
+	msgOnce  sync.Once      // closes messages
+	halting  sync.WaitGroup // the goroutine stopping svc after a verdict
 }
 
 // ErrNotConnected is returned when a send finds no live connection.
 var ErrNotConnected = errors.New("chat client: not connected")
+
+// ErrRefused matches (with errors.Is) every *RefusedError.
+var ErrRefused = errors.New("chat client: login refused")
+
+// ErrReplaced is the verdict of a server that closed this client's
+// connection because the same ID logged in on another one (code 409).
+var ErrReplaced = errors.New("chat client: the ID logged in on another connection")
+
+// RefusedError is the server's error reply to the client's verify: the
+// login was refused, and the client has stopped.
+type RefusedError struct {
+	Code    int    // the reply's code, such as 401 or 403
+	Message string // the reply's error text
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("chat client: login refused: %d %s", e.Code, e.Message)
+}
+
+// Is makes errors.Is(err, ErrRefused) hold whatever the code.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// parked is the reconnection delay after a verdict: the retry loop waits
+// there until Stop cancels it.
+const parked = time.Duration(math.MaxInt64)
 
 // New checks cfg and returns a stopped client.
 func New(name string, cfg Config) (*Client, error) {
@@ -82,14 +131,31 @@ func New(name string, cfg Config) (*Client, error) {
 	if cfg.ReadBufferSize == 0 {
 		cfg.ReadBufferSize = 4 << 10
 	}
-	c := &Client{cfg: cfg, id: id, hb: wire.AppendFrame(nil, cfg.Version, wire.CmdHeartbeat, nil), stopping: make(chan struct{})}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{cfg: cfg, id: id, log: log.With("system", name), hb: wire.AppendFrame(nil, cfg.Version, wire.CmdHeartbeat, nil), done: make(chan struct{})}
 	if cfg.Handler == nil {
 		c.messages = make(chan Message, 1024)
 	}
 	c.svc = reactor.NewClientService(name, cfg.Network, cfg.Address,
 		reactor.FactoryFunc(func(net.Addr) reactor.Protocol { return c.newSession() }), cfg.Log)
 	c.svc.Clock = cfg.Clock
-	c.svc.Policy = cfg.Policy
+	policy := cfg.Policy
+	if policy == nil {
+		policy = reactor.DefaultRetryPolicy
+	}
+	// The retry loop consults the policy before every new attempt, on the
+	// goroutine that saw the verdict, so this closes the window in which
+	// the loop could redial before the service's Stop (which runs on
+	// another goroutine, see end) has cancelled it.
+	c.svc.Policy = func(failed int) time.Duration {
+		if c.Err() != nil {
+			return parked
+		}
+		return policy(failed)
+	}
 	c.svc.ReadBufferSize = cfg.ReadBufferSize
 	return c, nil
 }
@@ -97,21 +163,42 @@ func New(name string, cfg Config) (*Client, error) {
 // Name returns the service name.
 func (c *Client) Name() string { return c.svc.Name() }
 
-// Start begins connecting; it does not wait (see LoggedIn).
+// Start begins connecting; it does not wait (see LoggedIn). A client
+// cannot be started again after Stop or a verdict.
 func (c *Client) Start(ctx context.Context) error { return c.svc.Start(ctx) }
 
-// Stop closes the connection and stops reconnecting.
+// Stop closes the connection and stops reconnecting. It is needed after a
+// verdict too, and returns promptly then.
 func (c *Client) Stop(ctx context.Context) error {
-	c.stopOnce.Do(func() { close(c.stopping) })
-	return c.svc.Stop(ctx)
+	c.finish(nil)
+	err := c.svc.Stop(ctx)
+	// svc.Stop returns only once its loop, the one goroutine that sends on
+	// messages, has returned.
+	c.closeMessages()
+	c.halting.Wait()
+	return err
 }
 
 // Messages returns the frames received when Config.Handler is nil. If it
 // is not drained, reading stops once 1,024 are waiting (the server then
-// sees a slow reader).
+// sees a slow reader). It is closed after a verdict (see Err) and once Stop
+// returns, so a range over it ends.
 func (c *Client) Messages() <-chan Message { return c.messages }
 
-// LoggedIn waits until the current connection's verify has succeeded.
+// Done is closed once the client has ended: by the server's verdict (Err
+// says which) or by Stop.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns the verdict that ended the client (a *RefusedError or
+// ErrReplaced), or nil.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// LoggedIn waits until the current connection's verify has succeeded. It
+// returns the verdict at once if the server has ended the client.
 func (c *Client) LoggedIn(ctx context.Context) error {
 	_, err := c.session(ctx)
 	return err
@@ -120,18 +207,56 @@ func (c *Client) LoggedIn(ctx context.Context) error {
 // session returns the live, logged-in session, waiting for one.
 func (c *Client) session(ctx context.Context) (*session, error) {
 	for {
+		// Checked first because a replaced session stays verified.
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
 		p, err := c.svc.WhenConnected(ctx)
 		if err != nil {
-			return nil, err
+			// The service is stopped after a verdict; say why.
+			return nil, c.errOr(err)
 		}
 		s := p.(*session)
 		select {
 		case <-s.verified:
+			if err := c.Err(); err != nil {
+				return nil, err
+			}
 			return s, nil
 		case <-s.lost:
+		case <-c.done:
+			return nil, c.errOr(reactor.ErrServiceStopped)
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			return nil, c.errOr(context.Cause(ctx))
 		}
+	}
+}
+
+// errOr returns the verdict if there is one, else err.
+func (c *Client) errOr(err error) error {
+	if v := c.Err(); v != nil {
+		return v
+	}
+	return err
+}
+
+// finish records a verdict (nil for Stop) and closes done; the first call
+// wins.
+func (c *Client) finish(verdict error) {
+	c.doneOnce.Do(func() {
+		c.mu.Lock()
+		c.err = verdict
+		c.mu.Unlock()
+		close(c.done)
+	})
+}
+
+// closeMessages may only run where no send on messages can follow: on the
+// connection's goroutine once done is closed (frame checks it first), or
+// after the service's loop has returned.
+func (c *Client) closeMessages() {
+	if c.messages != nil {
+		c.msgOnce.Do(func() { close(c.messages) })
 	}
 }
 
@@ -172,8 +297,12 @@ func (c *Client) Send(ctx context.Context, cmd uint32, body []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.t.Write(wire.AppendFrame(nil, c.cfg.Version, cmd, body))
-	return err
+	if _, err := s.t.Write(wire.AppendFrame(nil, c.cfg.Version, cmd, body)); err != nil {
+		// A verdict arriving during the write closes the connection; the
+		// verdict is the reason.
+		return c.errOr(err)
+	}
+	return nil
 }
 
 func mustString(s string) json.RawMessage {
@@ -190,6 +319,7 @@ type session struct {
 	verified chan struct{}
 	lost     chan struct{}
 	once     sync.Once
+	loggedIn bool // 101 seen; only the connection's goroutine uses it
 }
 
 func (c *Client) newSession() *session {
@@ -215,9 +345,29 @@ func (s *session) DataReceived(p []byte) {
 }
 
 func (s *session) frame(f wire.Frame) bool {
-	if f.Command == wire.CmdVerifyResult {
+	select {
+	case <-s.c.done:
+		// Ended: messages may be closed, and nobody waits for more.
+		return false
+	default:
+	}
+	switch {
+	case f.Command == wire.CmdVerifyResult:
+		s.loggedIn = true
 		s.once.Do(func() { close(s.verified) })
 		return true
+	case f.Command == wire.CmdError && !s.loggedIn:
+		// Before the 101 the only frame sent is the verify (a heartbeat
+		// gets no reply), so any error reply is the verify's answer.
+		var e wire.ErrorBody
+		if err := json.Unmarshal(f.Body, &e); err != nil {
+			e.Error = fmt.Sprintf("unreadable error reply %.100q", f.Body)
+		}
+		s.end(&RefusedError{Code: e.Code, Message: e.Error})
+		return false
+	case f.Command == wire.CmdError && errorCode(f.Body) == wire.CodeReplaced:
+		s.end(ErrReplaced)
+		return false
 	}
 	if h := s.c.cfg.Handler; h != nil {
 		h(f)
@@ -226,9 +376,42 @@ func (s *session) frame(f wire.Frame) bool {
 	select {
 	case s.c.messages <- Message{Command: f.Command, Version: f.Version, Body: append(json.RawMessage(nil), f.Body...)}:
 		return true
-	case <-s.c.stopping:
+	case <-s.c.done:
 		return false
 	}
+}
+
+// errorCode returns the code of an error reply, or 0.
+func errorCode(body []byte) int {
+	var e struct {
+		Code int `json:"code"`
+	}
+	json.Unmarshal(body, &e)
+	return e.Code
+}
+
+// end ends the client with the server's verdict. It runs on the
+// connection's goroutine, which is the service's retry loop: calling
+// svc.Stop here would wait for this very goroutine, so another goroutine
+// does it. Reading is paused meanwhile so the connection ends only through
+// that Stop, after it has cancelled the loop, and the loop then returns
+// without planning a reconnection.
+func (s *session) end(verdict error) {
+	c := s.c
+	c.finish(verdict)
+	// finish closed done (this verdict's or Stop's), so frame sends no
+	// more on messages.
+	c.closeMessages()
+	if c.Err() != verdict {
+		return // Stop came first and is already stopping the service.
+	}
+	c.log.Warn(fmt.Sprintf("%v; not reconnecting", verdict))
+	s.t.PauseProducing()
+	c.halting.Add(1)
+	go func() {
+		defer c.halting.Done()
+		c.svc.Stop(context.Background())
+	}()
 }
 
 func (s *session) ConnectionLost(error) {

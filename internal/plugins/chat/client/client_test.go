@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,4 +204,336 @@ func TestClientRejectsBadID(t *testing.T) {
 			t.Errorf("ID %q accepted", id)
 		}
 	}
+}
+
+// fast retries quickly, so a client that wrongly reconnects does so well
+// inside the tests' observation windows.
+var fast = reactor.BackoffPolicy(10*time.Millisecond, 2, 100*time.Millisecond, nil)
+
+// rawConn is the server's end of one connection to a hand-written server.
+type rawConn struct {
+	net.Conn
+	dec    wire.Decoder
+	frames []wire.Frame
+	buf    []byte
+}
+
+// next returns the next frame the client sent.
+func (r *rawConn) next() (wire.Frame, error) {
+	for len(r.frames) == 0 {
+		n, err := r.Read(r.buf)
+		r.dec.Feed(r.buf[:n], func(f wire.Frame) bool {
+			f.Body = bytes.Clone(f.Body)
+			r.frames = append(r.frames, f)
+			return true
+		})
+		if err != nil && len(r.frames) == 0 {
+			return wire.Frame{}, err
+		}
+	}
+	f := r.frames[0]
+	r.frames = r.frames[1:]
+	return f, nil
+}
+
+// verify reads the client's verify; false means it failed the test.
+func (r *rawConn) verify(t *testing.T) (version uint32, ok bool) {
+	f, err := r.next()
+	if err != nil || f.Command != wire.CmdVerify {
+		t.Errorf("expected a verify, got %d %s, err %v", f.Command, f.Body, err)
+		return 0, false
+	}
+	return f.Version, true
+}
+
+func (r *rawConn) send(version, cmd uint32, body string) {
+	r.Write(wire.AppendFrame(nil, version, cmd, []byte(body)))
+}
+
+// rawServer listens on 127.0.0.1 and runs handle on each connection (n
+// counts them from 1) on its own goroutine, every I/O bounded by wait; the
+// connection is closed when handle returns. Each accept's n is reported on
+// accepted.
+func rawServer(t *testing.T, handle func(n int, rc *rawConn)) (addr string, accepted <-chan int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan int, 100)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for n := 1; ; n++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.SetDeadline(time.Now().Add(wait))
+			select {
+			case ch <- n:
+			default: // a reconnect loop; the test has seen enough
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				handle(n, &rawConn{Conn: conn, buf: make([]byte, 4096)})
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String(), ch
+}
+
+// closed fails unless ch is closed within wait.
+func closed[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case v, ok := <-ch:
+		if m, isMsg := any(v).(Message); ok && isMsg {
+			t.Fatalf("%s: got %d %s instead of the end", what, m.Command, m.Body)
+		}
+		if ok {
+			t.Fatalf("%s: got %v instead of the end", what, v)
+		}
+	case <-time.After(wait):
+		t.Fatalf("%s not closed after %v", what, wait)
+	}
+}
+
+// stopQuickly stops c and fails if that is slow.
+func stopQuickly(t *testing.T, c *Client) {
+	t.Helper()
+	begin := time.Now()
+	if err := c.Stop(ctx(t)); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Fatalf("Stop took %v", d)
+	}
+}
+
+func TestClientStopsWhenLoginRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		code     int
+		keepOpen bool // the server leaves closing to the client
+	}{
+		{"server closes", 401, false},
+		{"server keeps the connection", 403, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hungUp := make(chan error, 1)
+			addr, accepted := rawServer(t, func(n int, rc *rawConn) {
+				v, ok := rc.verify(t)
+				if !ok {
+					return
+				}
+				body, _ := json.Marshal(wire.ErrorBody{Code: tc.code, Error: "no such user"})
+				rc.send(v, wire.CmdError, string(body))
+				if tc.keepOpen {
+					_, err := io.Copy(io.Discard, rc)
+					hungUp <- err
+				}
+			})
+			c := start(t, Config{Address: addr, ID: `"mallory"`, Policy: fast, Heartbeat: -1})
+
+			begin := time.Now()
+			err := c.LoggedIn(ctx(t))
+			var re *RefusedError
+			if !errors.Is(err, ErrRefused) || !errors.As(err, &re) || re.Code != tc.code || re.Message != "no such user" {
+				t.Fatalf("LoggedIn: %v; want a refusal %d", err, tc.code)
+			}
+			if d := time.Since(begin); d > wait/5 {
+				t.Fatalf("LoggedIn took %v to report the refusal", d)
+			}
+			if got := c.Err(); got != err {
+				t.Fatalf("Err() = %v; LoggedIn said %v", got, err)
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Fatal("Done not closed after the refusal")
+			}
+			if tc.keepOpen {
+				// The client hangs up by itself: a refused session is of
+				// no use to anyone.
+				select {
+				case err := <-hungUp:
+					if err != nil {
+						t.Fatalf("server read: %v", err)
+					}
+				case <-time.After(wait):
+					t.Fatal("client kept the refused connection open")
+				}
+			}
+			<-accepted
+			select {
+			case n := <-accepted:
+				t.Fatalf("client reconnected (connection %d) after the refusal", n)
+			case <-time.After(time.Second):
+			}
+			for name, send := range map[string]func() error{
+				"Send":      func() error { return c.Send(ctx(t), wire.CmdHeartbeat, nil) },
+				"Single":    func() error { return c.Single(ctx(t), `"bob"`, "hi") },
+				"Group":     func() error { return c.Group(ctx(t), []string{`"bob"`}, "hi") },
+				"Broadcast": func() error { return c.Broadcast(ctx(t), "hi") },
+			} {
+				if err := send(); err != re {
+					t.Errorf("%s: %v; want the refusal", name, err)
+				}
+			}
+			closed(t, c.Messages(), "Messages")
+			stopQuickly(t, c)
+			if err := c.LoggedIn(ctx(t)); err != re {
+				t.Fatalf("LoggedIn after Stop: %v; want the refusal", err)
+			}
+		})
+	}
+}
+
+func TestClientStopsWhenReplaced(t *testing.T) {
+	addr, _ := server(t, 0)
+	first := start(t, Config{Address: addr, ID: `"dup"`, Policy: fast})
+	third := start(t, Config{Address: addr, ID: `"third"`, Policy: fast})
+	for _, c := range []*Client{first, third} {
+		if err := c.LoggedIn(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := start(t, Config{Address: addr, ID: `"dup"`, Policy: fast})
+	if err := second.LoggedIn(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The 409 ends first's stream instead of arriving as a message.
+	closed(t, first.Messages(), "first's Messages")
+	if err := first.LoggedIn(ctx(t)); err != ErrReplaced {
+		t.Fatalf("first LoggedIn: %v; want ErrReplaced", err)
+	}
+	if err := first.Single(ctx(t), `"third"`, "still me?"); err != ErrReplaced {
+		t.Fatalf("first Single: %v; want ErrReplaced", err)
+	}
+	if err := first.Err(); err != ErrReplaced {
+		t.Fatalf("first Err: %v", err)
+	}
+	closed(t, first.Done(), "first's Done")
+
+	// A first that logged in again would evict second, which would get a
+	// 409 of its own.
+	select {
+	case m, ok := <-second.Messages():
+		if !ok {
+			t.Fatalf("second ended (%v): evicted by a reconnecting first?", second.Err())
+		}
+		t.Fatalf("second got %d %s: evicted by a reconnecting first?", m.Command, m.Body)
+	case <-time.After(time.Second):
+	}
+	if err := second.Err(); err != nil {
+		t.Fatalf("second ended: %v", err)
+	}
+	if err := third.Single(ctx(t), `"dup"`, "to the survivor"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, second, wire.CmdSingleMsg, `"third"`, "to the survivor")
+	if err := second.Single(ctx(t), `"third"`, "from the survivor"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, third, wire.CmdSingleMsg, `"dup"`, "from the survivor")
+	stopQuickly(t, first)
+}
+
+func TestClientSurvivesOtherErrorsAndDisconnects(t *testing.T) {
+	got := make(chan string, 10) // broadcast contents, as the server saw them
+	addr, accepted := rawServer(t, func(n int, rc *rawConn) {
+		v, ok := rc.verify(t)
+		if !ok {
+			return
+		}
+		switch n {
+		case 1:
+			return // the server dies before answering the verify
+		case 2:
+			rc.send(v, wire.CmdVerifyResult, `{"code":1}`)
+			// After the login no error reply ends the client, not even
+			// the codes that would refuse a verify.
+			rc.send(v, wire.CmdError, `{"code":410,"error":"offline","undelivered":["bob"]}`)
+			rc.send(v, wire.CmdError, `{"code":404,"error":"unknown command 9"}`)
+			rc.send(v, wire.CmdError, `{"code":401,"error":"verify first"}`)
+		default:
+			rc.send(v, wire.CmdVerifyResult, `{"code":1}`)
+		}
+		f, err := rc.next()
+		if err != nil || f.Command != wire.CmdBroadcast {
+			t.Errorf("connection %d: got %d %s, err %v; want a broadcast", n, f.Command, f.Body, err)
+			return
+		}
+		var c wire.Chat
+		json.Unmarshal(f.Body, &c)
+		var content string
+		json.Unmarshal(c.Content, &content)
+		got <- content
+		if n == 2 {
+			return // a transient disconnect: closed with no error reply
+		}
+		io.Copy(io.Discard, rc)
+	})
+	c := start(t, Config{Address: addr, ID: `"carol"`, Policy: fast, Heartbeat: -1})
+	if err := c.LoggedIn(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int{410, 404, 401} {
+		select {
+		case m := <-c.Messages():
+			var e wire.ErrorBody
+			if json.Unmarshal(m.Body, &e); m.Command != wire.CmdError || e.Code != code {
+				t.Fatalf("got %d %s; want error %d", m.Command, m.Body, code)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no error %d", code)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("ended by an ordinary error reply: %v", err)
+	}
+	if err := c.Broadcast(ctx(t), "before"); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(want string) {
+		t.Helper()
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("server got %q; want %q", s, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("server never got %q", want)
+		}
+	}
+	receive("before")
+	// Connection 2 now closes; the client must come back on a third.
+	for want := 1; want <= 3; want++ {
+		select {
+		case n := <-accepted:
+			if n != want {
+				t.Fatalf("accept %d; want %d", n, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no connection %d: the client did not reconnect", want)
+		}
+	}
+	if err := c.LoggedIn(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Broadcast(ctx(t), "after"); err != nil {
+		t.Fatal(err)
+	}
+	receive("after")
+	if err := c.Err(); err != nil {
+		t.Fatalf("ended by a disconnect: %v", err)
+	}
+	stopQuickly(t, c)
+	closed(t, c.Messages(), "Messages after Stop")
+	closed(t, c.Done(), "Done after Stop")
 }
