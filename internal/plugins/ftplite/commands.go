@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/twistd-go/twistd/internal/plugins/ftplite/cmdline"
@@ -38,13 +39,13 @@ func init() {
 		"CDUP": priv(cmdCdup), "XCUP": priv(cmdCdup),
 		"TYPE": withArg(cmdType), "MODE": withArg(cmdMode), "STRU": withArg(cmdStru), "ALLO": priv(cmdAllo),
 		"REST": withArg(cmdRest), "STAT": priv(cmdStat),
-		"SIZE": withArg(cmdSize), "MDTM": withArg(cmdMdtm),
+		"SIZE": withArg(cmdSize), "MDTM": withArg(cmdMdtm), "MFMT": withArg(cmdMfmt),
 		"DELE": withArg(cmdDele), "MKD": withArg(cmdMkd), "XMKD": withArg(cmdMkd),
 		"RMD": withArg(cmdRmd), "XRMD": withArg(cmdRmd),
 		"RNFR": withArg(cmdRnfr), "RNTO": withArg(cmdRnto), "SITE": withArg(cmdSite),
 		"PASV": priv(cmdPasv), "EPSV": priv(cmdEpsv), "PORT": withArg(cmdPort), "EPRT": withArg(cmdEprt),
 		"LIST": priv(cmdList), "NLST": priv(cmdNlst), "MLSD": priv(cmdMlsd), "MLST": priv(cmdMlst),
-		"RETR": withArg(cmdRetr), "STOR": withArg(cmdStor), "APPE": withArg(cmdAppe),
+		"RETR": withArg(cmdRetr), "STOR": withArg(cmdStor), "APPE": withArg(cmdAppe), "STOU": priv(cmdStou),
 	}
 }
 
@@ -184,7 +185,7 @@ func cmdAbor(s *session, _ string) { s.reply(225, "No transfer to abort.") }
 func cmdCcc(s *session, _ string)  { s.reply(534, "CCC not allowed.") }
 
 func cmdFeat(s *session, _ string) {
-	feats := []string{"EPRT", "EPSV", "MDTM", "MLST " + s.factList(), "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"}
+	feats := []string{"EPRT", "EPSV", "MDTM", "MFMT", "MLST " + s.factList(), "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8"}
 	if s.srv.tls != nil {
 		feats = append(feats, "AUTH TLS", "PBSZ", "PROT")
 	}
@@ -305,6 +306,101 @@ func cmdMdtm(s *session, arg string) {
 		return
 	}
 	s.reply(213, fi.ModTime().UTC().Format("20060102150405"))
+}
+
+// cmdMfmt sets a file's modification time: "MFMT YYYYMMDDHHMMSS[.sss]
+// path", in UTC (draft-somers-ftp-mfxx), answered "213 Modify=time; path"
+// as FileZilla expects. Changing a file, it is refused where DELE is. The
+// file is opened through the jail and its time set on the descriptor, so
+// the file checked is the file changed (see setModTime).
+func cmdMfmt(s *session, arg string) {
+	if s.denyWrite() {
+		return
+	}
+	stamp, name, _ := strings.Cut(arg, " ")
+	if name == "" {
+		s.reply(501, "Usage: MFMT YYYYMMDDHHMMSS[.sss] path (UTC).")
+		return
+	}
+	t, err := parseTimeVal(stamp)
+	if err != nil {
+		s.reply(501, "Bad time: "+err.Error()+".")
+		return
+	}
+	v, rel, ok := s.resolve(name)
+	if !ok {
+		return
+	}
+	// The Stat keeps devices and pipes from being opened at all; the
+	// descriptor's own Stat is the check that counts.
+	root := s.srv.root
+	fi, err := root.Stat(rel)
+	if err != nil {
+		s.fsFail("MFMT", v, err)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		s.reply(550, "Not a plain file.")
+		return
+	}
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		s.fsFail("MFMT", v, err)
+		return
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		s.reply(550, "Not a plain file.")
+		return
+	}
+	if err := setModTime(root, rel, f, t); err != nil {
+		s.fsFail("MFMT", v, err)
+		return
+	}
+	s.log.Info("set modification time", "path", v, "time", t.Format(time.RFC3339Nano))
+	s.reply(213, "Modify="+stamp+"; "+name)
+}
+
+// parseTimeVal parses an RFC 3659 time-val: YYYYMMDDHHMMSS in UTC, years
+// 1000 to 9999, then optionally a dot and decimals of a second (kept to
+// the nanosecond). A second of 60 is a leap second, which POSIX time
+// does not have: it becomes the next minute's first. The error says what
+// is wrong, for the 501 reply.
+func parseTimeVal(s string) (time.Time, error) {
+	whole, frac, dot := strings.Cut(s, ".")
+	digits := func(s string) bool {
+		return s != "" && strings.Trim(s, "0123456789") == ""
+	}
+	switch {
+	case len(whole) != 14 || !digits(whole):
+		return time.Time{}, errors.New("want 14 digits, YYYYMMDDHHMMSS")
+	case dot && !digits(frac):
+		return time.Time{}, errors.New("want digits after the dot")
+	}
+	n := func(i, j int) int {
+		v, _ := strconv.Atoi(whole[i:j])
+		return v
+	}
+	year, month, day, hour, minute, sec := n(0, 4), n(4, 6), n(6, 8), n(8, 10), n(10, 12), n(12, 14)
+	switch {
+	case year < 1000:
+		return time.Time{}, errors.New("year out of range")
+	case month < 1 || month > 12:
+		return time.Time{}, errors.New("month out of range")
+	case day < 1 || day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day():
+		return time.Time{}, errors.New("day out of range")
+	case hour > 23:
+		return time.Time{}, errors.New("hour out of range")
+	case minute > 59:
+		return time.Time{}, errors.New("minute out of range")
+	case sec > 60:
+		return time.Time{}, errors.New("second out of range")
+	}
+	nsec := 0
+	if dot {
+		nsec, _ = strconv.Atoi((frac + "00000000")[:9])
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), nil
 }
 
 func (s *session) denyWrite() bool {

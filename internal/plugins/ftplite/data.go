@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
+
+	"github.com/twistd-go/twistd/internal/plugins/ftplite/jail"
 )
 
 // chunk is how much a transfer moves between two deadline extensions; the
@@ -400,6 +404,16 @@ func (s *session) pump(ctx context.Context, c net.Conn, dst io.Writer, src io.Re
 func cmdStor(s *session, arg string) { s.startUpload(arg, false) }
 func cmdAppe(s *session, arg string) { s.startUpload(arg, true) }
 
+// upload is one STOR, APPE or STOU on its way in.
+type upload struct {
+	f         *os.File
+	v, rel    string // the target
+	tmp       string // the file written, renamed to rel at the end; "" when writing in place
+	noReplace bool   // the rename must fail rather than replace a file
+	opening   string // the text of the 150 reply
+	ascii     bool
+}
+
 // startUpload begins STOR or APPE. A plain STOR writes a hidden temporary
 // file beside the target and renames it over the target once the whole
 // upload arrived; APPE and REST+STOR are resumes and write in place.
@@ -432,56 +446,142 @@ func (s *session) startUpload(arg string, appe bool) {
 	if !ok {
 		return
 	}
-	var f *os.File
-	tmp := ""
+	// Anonymous uploads never replace a file, even one created by a
+	// concurrent upload.
+	u := upload{v: v, rel: rel, noReplace: s.anon, opening: "Ok to send data.", ascii: s.ascii}
 	if appe || off > 0 {
 		// No O_APPEND: the kernel cannot splice into an O_APPEND file.
-		f, err = root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
+		u.f, err = root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
 		if err == nil {
 			if appe {
-				_, err = f.Seek(0, io.SeekEnd)
+				_, err = u.f.Seek(0, io.SeekEnd)
 			} else {
-				_, err = f.Seek(off, io.SeekStart)
+				_, err = u.f.Seek(off, io.SeekStart)
 			}
 		}
 	} else {
-		tmp = tempName(rel)
-		f, err = root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		u.tmp = tempName(rel)
+		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	}
 	if err != nil {
-		if f != nil {
-			f.Close()
+		if u.f != nil {
+			u.f.Close()
 		}
 		d.close()
 		s.fsFail("Create file", v, err)
 		return
 	}
-	ascii := s.ascii
-	s.startJob("upload", true, func(ctx context.Context) result {
-		return s.upload(ctx, d, f, v, rel, tmp, ascii)
-	})
+	s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
 }
 
-func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tmp string, ascii bool) result {
+// stouTries bounds the names STOU tries before giving up.
+const stouTries = 20
+
+// cmdStou stores a file under a name the server makes up, unique in the
+// current directory (RFC 959), and names it in the 150 reply as
+// "150 FILE: name" (RFC 1123 4.1.2.9), a name relative to the current
+// directory. An argument is only a hint: its last component, if usable,
+// starts the name ("STOU report.txt" stores report.txt.1a2b3c4d); without
+// one the name is upload.1a2b3c4d. The data goes to a hidden temporary
+// file, as for STOR, and only a complete upload gets the name, through a
+// rename that fails rather than replace a file that took the name
+// meanwhile. So STOU never overwrites anything, which is why anonymous
+// users under --anonymous-write may use it.
+func cmdStou(s *session, arg string) {
+	off := s.rest
+	s.rest = 0
+	if !s.canUpload() {
+		s.reply(550, "Permission denied.")
+		return
+	}
+	if off > 0 {
+		s.reply(503, "REST does not apply to STOU.")
+		return
+	}
+	hint, ok := stouHint(arg)
+	if !ok {
+		s.log.Warn("refused a file name with control characters", "command_arg", arg)
+		s.reply(553, "File name not allowed.")
+		return
+	}
+	d, ok := s.takeData()
+	if !ok {
+		return
+	}
+	root := s.srv.root
+	suffix := s.srv.cfg.uniqueSuffix
+	if suffix == nil {
+		suffix = rand.Uint32
+	}
+	for range stouTries {
+		name := fmt.Sprintf("%s.%08x", hint, suffix())
+		v := path.Join(s.cwd, name)
+		rel := jail.Rel(v)
+		if _, err := root.Lstat(rel); !errors.Is(err, fs.ErrNotExist) {
+			if err == nil {
+				continue // taken: another name
+			}
+			d.close()
+			s.fsFail("Create file", v, err)
+			return
+		}
+		u := upload{v: v, rel: rel, tmp: tempName(rel), noReplace: true, opening: "FILE: " + name, ascii: s.ascii}
+		var err error
+		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			d.close()
+			s.fsFail("Create file", v, err)
+			return
+		}
+		s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
+		return
+	}
+	d.close()
+	s.log.Warn("STOU found no free name", "dir", s.cwd, "tries", stouTries)
+	s.reply(450, "Could not find a unique file name; try again.")
+}
+
+// stouHint is the start of a STOU file name made from the command's
+// argument: its last component, cut to 100 bytes; "upload" when there is
+// none. ok is false for a name holding control characters.
+func stouHint(arg string) (hint string, ok bool) {
+	if jail.HasControl(arg) {
+		return "", false
+	}
+	hint = path.Base(strings.TrimRight(arg, "/"))
+	if hint == "." || hint == ".." || hint == "/" {
+		return "upload", true
+	}
+	for len(hint) > 100 {
+		_, n := utf8.DecodeLastRuneInString(hint)
+		hint = hint[:len(hint)-n]
+	}
+	return hint, true
+}
+
+func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
 	discard := func() {
-		if tmp != "" {
-			s.srv.root.Remove(tmp)
+		if u.tmp != "" {
+			s.srv.root.Remove(u.tmp)
 		}
 	}
-	c, ok := s.openTransfer(ctx, d, v, "Ok to send data.")
+	c, ok := s.openTransfer(ctx, d, u.v, u.opening)
 	if !ok {
-		f.Close()
+		u.f.Close()
 		discard()
 		return noDataConn
 	}
 	var src io.Reader = c
-	if ascii {
+	if u.ascii {
 		src = &asciiReader{r: bufio.NewReaderSize(c, 64<<10)}
 	}
 	start := time.Now()
-	n, err := s.copyIn(ctx, f, c, src)
+	n, err := s.copyIn(ctx, u.f, c, src)
 	c.Close()
-	if cerr := f.Close(); err == nil {
+	if cerr := u.f.Close(); err == nil {
 		err = cerr
 	}
 	// ctx ends on ABOR or when the control connection is gone; either way
@@ -489,36 +589,42 @@ func (s *session) upload(ctx context.Context, d dataSpec, f *os.File, v, rel, tm
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	if err == nil && tmp != "" {
-		err = s.commit(tmp, rel)
+	if err == nil && u.tmp != "" {
+		if err = s.commit(u); errors.Is(err, fs.ErrExist) {
+			discard()
+			s.log.Warn("upload discarded: the name was taken meanwhile", "path", u.v, "bytes", n)
+			return result{code: 550, text: "File exists; upload discarded."}
+		}
 	}
 	if err != nil {
 		discard()
 		kept := "upload discarded"
-		if tmp == "" {
+		if u.tmp == "" {
 			kept = "partial data kept for resume"
 		}
-		s.log.Warn("upload failed; "+kept, "path", v, "bytes", n, "error", err)
+		s.log.Warn("upload failed; "+kept, "path", u.v, "bytes", n, "error", err)
 		return result{code: 426, text: "Upload failed; " + kept + "."}
 	}
-	s.log.Info("upload", "path", v, "bytes", n, "seconds", time.Since(start).Seconds())
+	s.log.Info("upload", "path", u.v, "bytes", n, "seconds", time.Since(start).Seconds())
 	return result{code: 226, text: "Transfer complete."}
 }
 
-// commit puts a finished upload in place. Anonymous uploads never
-// replace a file, even one created by a concurrent upload: a hard link
-// fails if the name exists, where a rename would overwrite it.
-func (s *session) commit(tmp, rel string) error {
-	s.mu.Lock()
-	anon := s.anon
-	s.mu.Unlock()
-	if !anon {
-		return s.srv.root.Rename(tmp, rel)
+// commit puts a finished upload in place: a rename over the target, or
+// one that fails if the name exists when u.noReplace.
+func (s *session) commit(u upload) error {
+	if !u.noReplace {
+		return s.srv.root.Rename(u.tmp, u.rel)
 	}
-	if err := s.srv.root.Link(tmp, rel); err != nil {
+	return renameNoReplace(s.srv.root, u.tmp, u.rel)
+}
+
+// linkNoReplace is renameNoReplace the portable way: a hard link fails if
+// the name exists, where a rename would replace it; then the old name goes.
+func linkNoReplace(root *os.Root, oldname, newname string) error {
+	if err := root.Link(oldname, newname); err != nil {
 		return err
 	}
-	return s.srv.root.Remove(tmp)
+	return root.Remove(oldname)
 }
 
 // tempName is a hidden name beside rel for an upload in progress.

@@ -66,6 +66,8 @@ func FuzzSession(f *testing.F) {
 		"USER u\r\nPASS wrong\r\nUSER u\r\nPASS pw\r\nPASV\r\nRETR sub/a.txt\r\nNOOP\r\nABOR\r\n",
 		"\xff\xf4\xffABOR\r\nEPRT |1|127.0.0.2|5000|\r\nPORT 1,2,3\r\nREST 99999999999999999999\r\n",
 		"USER anonymous\r\nPASS\r\nSIZE etc/passwd\r\nMDTM /../../etc\r\nOPTS MLST type;\r\nSITE CHMOD 777 x\r\n",
+		"USER u\r\nPASS pw\r\nMFMT 20200102030405 sub/a.txt\r\nMFMT 2020 x\r\nMFMT 20201301000000.5 sub\r\nMFMT 20200101000000 etc/passwd\r\nMDTM sub/a.txt\r\n",
+		"USER u\r\nPASS pw\r\nSTOU\r\nPASV\r\nSTOU a\x1bb\r\nREST 1\r\nSTOU\r\nEPSV\r\nSTOU sub/hint\r\nABOR\r\nUSER anonymous\r\nPASS\r\nSTOU\r\nMFMT 20200101000000 sub/a.txt\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

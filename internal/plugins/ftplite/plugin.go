@@ -54,7 +54,12 @@ and REST+STOR are resumes: they write in place, since clients resume by
 asking the SIZE of the final name. An FTP upload ends with the data
 connection's end of file, so a client that dies with a clean close cannot
 be told from one that finished; an ABOR, a reset, an I/O error or a lost
-control connection does mark the upload failed.
+control connection does mark the upload failed. STOU stores under a new
+name in the current directory, told in its "150 FILE: name" reply; an
+argument only starts the name (STOU report.txt stores report.txt.XXXXXXXX).
+It goes through a temporary file too and never replaces a file, so
+anonymous users may use it under --anonymous-write. MFMT YYYYMMDDHHMMSS
+path sets a file's modification time (UTC); anonymous users may not.
 
 Data connections: passive (PASV, EPSV) from --passive-ports, announcing
 --public-address in PASV replies when behind NAT; a passive connection

@@ -40,6 +40,10 @@ type Config struct {
 	LoginDelay time.Duration
 	// MaxLoginFails closes a session after that many failed logins.
 	MaxLoginFails int
+
+	// uniqueSuffix makes the random part of STOU names; nil means
+	// math/rand/v2's Uint32. Tests set it to force a name collision.
+	uniqueSuffix func() uint32
 }
 
 // server is what every session shares: the jail, the accounts, the TLS

@@ -1,0 +1,22 @@
+//go:build !linux
+
+package ftplite
+
+import (
+	"os"
+	"time"
+)
+
+// setModTime sets the modification time of rel, which the caller opened
+// as f. Without Linux's futimens on a descriptor this goes by name:
+// Root.Chtimes cannot leave the root, though a link swapped in for the
+// file meanwhile may get the time instead.
+func setModTime(root *os.Root, rel string, _ *os.File, t time.Time) error {
+	return root.Chtimes(rel, time.Time{}, t)
+}
+
+// renameNoReplace renames oldname to newname under root without ever
+// replacing newname.
+func renameNoReplace(root *os.Root, oldname, newname string) error {
+	return linkNoReplace(root, oldname, newname)
+}
