@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -20,6 +21,15 @@ func mustPanic(t *testing.T, what string, f func()) {
 }
 
 func TestRegister(t *testing.T) {
+	// The registry is global: leave it as found, so -count=N reruns work.
+	mu.Lock()
+	saved := maps.Clone(registry)
+	mu.Unlock()
+	t.Cleanup(func() {
+		mu.Lock()
+		registry = saved
+		mu.Unlock()
+	})
 	Register(Maker{Name: "zz-test", Description: "x", Options: noOptions})
 	Register(Maker{Name: "aa-test", Description: "y", Options: noOptions})
 	mustPanic(t, "duplicate", func() { Register(Maker{Name: "zz-test", Options: noOptions}) })

@@ -168,15 +168,35 @@ func (c *conn) serve() {
 	bp := getBuf(size)
 	defer putBuf(bp)
 	buf := *bp
+	owed := -1 // input the peer sent before a stop request; -1: not measured
 	for {
-		if c.waitResumed() {
-			if !c.safely(c.deliverStop) {
-				reason = errPanic
-				return
+		limit := len(buf)
+		if stop, paused := c.waitResumed(); stop {
+			// Bytes the kernel already took from the peer are handed to the
+			// protocol before StopRequested, so a shutdown never drops a
+			// request that arrived in time. Only those: a peer that keeps
+			// sending cannot hold the stop off.
+			if owed < 0 {
+				owed = 0
+				if !paused && !c.closing.Load() {
+					owed = max(unreadBytes(c.nc), 0)
+				}
 			}
-			continue
+			if owed == 0 || c.closing.Load() {
+				owed = -1
+				if !c.safely(c.deliverStop) {
+					reason = errPanic
+					return
+				}
+				continue
+			}
+			c.nc.SetReadDeadline(time.Time{})
+			limit = min(limit, owed)
 		}
-		n, err := c.nc.Read(buf)
+		n, err := c.nc.Read(buf[:limit])
+		if owed > 0 {
+			owed -= n
+		}
 		if n > 0 {
 			c.recv.Add(int64(n))
 			if c.cfg.idleTimeout > 0 {
@@ -213,15 +233,16 @@ func (c *conn) safely(f func()) (ok bool) {
 	return true
 }
 
-// waitResumed blocks while reading is paused. It returns true when a graceful
-// stop request is pending and must be delivered first.
-func (c *conn) waitResumed() bool {
+// waitResumed blocks while reading is paused. It reports whether a graceful
+// stop request is pending and must be delivered first, and whether reading
+// is still paused (a stop request ends the wait either way).
+func (c *conn) waitResumed() (stop, paused bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	for c.paused && !c.stopReq {
 		c.pcond.Wait()
 	}
-	return c.stopReq
+	return c.stopReq, c.paused
 }
 
 // requestStop interrupts the read so StopRequested runs on the connection's

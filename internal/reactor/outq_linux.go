@@ -13,6 +13,13 @@ func unsentBytes(nc net.Conn) int {
 	return n
 }
 
+// unreadBytes returns how many bytes from the peer wait in the kernel,
+// unread (SIOCINQ), or -1 when it cannot tell.
+func unreadBytes(nc net.Conn) int {
+	_, in := socketQueues(nc)
+	return in
+}
+
 // settled reports whether the peer has acknowledged every byte written and
 // nothing it sent is waiting unread. Closing such a socket outright cannot
 // cost the peer any data: it already holds all of it, and no unread input

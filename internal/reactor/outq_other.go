@@ -9,3 +9,6 @@ func unsentBytes(net.Conn) int { return 0 }
 
 // settled cannot be known off Linux, so every close lingers.
 func settled(net.Conn) bool { return false }
+
+// unreadBytes is unknown off Linux: a stop request is delivered at once.
+func unreadBytes(net.Conn) int { return -1 }

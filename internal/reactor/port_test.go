@@ -524,3 +524,64 @@ func TestLoseConnectionEndsWithEOF(t *testing.T) {
 		cancel()
 	}
 }
+
+// stoppingEcho is echo that ends its session when the server stops.
+type stoppingEcho struct{ echo }
+
+func (e *stoppingEcho) StopRequested() { e.t.LoseConnection() }
+
+// What a client sent before the stop request is delivered before
+// StopRequested: a client served during shutdown has the request it sent
+// while waiting answered, then the connection ends; more bytes sent after
+// that do not hold the stop off.
+func TestStopRequestAfterPendingInput(t *testing.T) {
+	logs := &testutil.Buffer{}
+	p := NewPort("echo", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
+		return &stoppingEcho{}
+	}), slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
+	p.MaxConnections = 1
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c1 := dial()
+	roundTrip(t, c1, "one")
+	c2 := dial()
+	c2.Write([]byte("sent while waiting;"))
+	eventually(t, "c2 queued", func() bool { return p.Waiting() == 1 })
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	}()
+	if b, err := io.ReadAll(c1); len(b) != 0 || err != nil {
+		t.Fatalf("idle session at stop: read %q, %v; want a clean close", b, err)
+	}
+	expectRead(t, c2, "sent while waiting;")
+	// Keep sending: the session must end anyway.
+	go func() {
+		for i := 0; i < 10000; i++ {
+			if _, err := c2.Write([]byte("more;")); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return")
+	}
+	if strings.Contains(logs.String(), "aborted") || strings.Contains(logs.String(), "never served") {
+		t.Fatalf("stop needed the grace period's end:\n%s", logs)
+	}
+}

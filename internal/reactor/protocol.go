@@ -106,8 +106,11 @@ func (f FactoryFunc) BuildProtocol(remote net.Addr) Protocol { return f(remote) 
 // server shuts down (an idle echo session, a chat client). StopRequested is
 // called on the connection's goroutine, like the other callbacks, when the
 // listener starts its graceful stop; the protocol typically finishes what it
-// promised and calls LoseConnection. Protocols without it keep running
-// until they close or the grace period ends.
+// promised and calls LoseConnection. Bytes the kernel had already received
+// from the peer when the stop was asked for reach DataReceived first (unless
+// reading is paused), so a request that arrived in time is answered.
+// Protocols without it keep running until they close or the grace period
+// ends.
 type StopRequester interface {
 	StopRequested()
 }
