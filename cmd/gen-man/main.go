@@ -48,6 +48,11 @@ func generate(dir string) error {
 	root.DisableFlagsInUseLine = true
 	root.DisableAutoGenTag = true
 	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			// Generated shell plumbing: twistd(1) and --help mention it.
+			root.RemoveCommand(c)
+			continue
+		}
 		c.Use = c.Name() + " [plugin options]"
 		c.DisableFlagsInUseLine = true
 	}

@@ -135,6 +135,11 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
 	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr))
+	// cobra's own completion command, described in the voice of the others.
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		c.Short = "print a shell completion script (bash, zsh, fish, powershell)"
+	}
 	return root
 }
 
