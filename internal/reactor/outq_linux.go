@@ -9,8 +9,8 @@ import (
 // unsentBytes returns how many written bytes the kernel has not yet had
 // acknowledged by the peer (SIOCOUTQ), or 0 when it cannot tell.
 func unsentBytes(nc net.Conn) int {
-	n, _ := socketQueues(nc)
-	return n
+	out, _ := socketQueues(nc)
+	return max(out, 0)
 }
 
 // unreadBytes returns how many bytes from the peer wait in the kernel,
@@ -30,18 +30,19 @@ func settled(nc net.Conn) bool {
 }
 
 // socketQueues returns the unacknowledged output (SIOCOUTQ) and unread
-// input (SIOCINQ, alias TIOCINQ) byte counts; -1 for a count the kernel did not give.
+// input (SIOCINQ, which is TIOCINQ) byte counts, -1 for each the kernel
+// did not give.
 func socketQueues(nc net.Conn) (out, in int) {
+	out, in = -1, -1
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
-		return 0, -1
+		return
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return 0, -1
+		return
 	}
 	var o, i int32
-	out, in = 0, -1
 	raw.Control(func(fd uintptr) {
 		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&o))); e == 0 {
 			out = int(o)

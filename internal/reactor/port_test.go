@@ -32,20 +32,27 @@ func (e *echo) DataReceived(p []byte) {
 }
 func (e *echo) ConnectionLost(error) {}
 
-// testPort is a started echo Port on 127.0.0.1 whose log lines are kept.
+// testPort is a started Port on 127.0.0.1 whose log lines are kept.
 type testPort struct {
 	*Port
 	logs  *testutil.Buffer
 	built atomic.Int32 // protocols built, i.e. connections served
 }
 
+// startPort starts an echo Port; setup, if given, runs before Start.
 func startPort(t *testing.T, ctx context.Context, setup func(*Port)) *testPort {
+	t.Helper()
+	return startPortWith(t, ctx, func() Protocol { return &echo{} }, setup)
+}
+
+// startPortWith starts a Port serving the protocols build makes.
+func startPortWith(t *testing.T, ctx context.Context, build func() Protocol, setup func(*Port)) *testPort {
 	t.Helper()
 	tp := &testPort{logs: &testutil.Buffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(tp.logs, t.Output()), nil))
-	tp.Port = NewPort("echo", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
+	tp.Port = NewPort("test", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
 		tp.built.Add(1)
-		return &echo{}
+		return build()
 	}), log)
 	if setup != nil {
 		setup(tp.Port)
@@ -73,6 +80,29 @@ func (tp *testPort) dial(t *testing.T) net.Conn {
 }
 
 func (tp *testPort) count(s string) int { return strings.Count(tp.logs.String(), s) }
+
+// stopInBackground starts a graceful Stop with 10 s of grace; the channel
+// closes when Stop returns.
+func (tp *testPort) stopInBackground() <-chan struct{} {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tp.Stop(ctx)
+	}()
+	return stopped
+}
+
+// waitStopped fails the test unless stopped closes within 10 s.
+func waitStopped(t *testing.T, stopped <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return")
+	}
+}
 
 // eventually polls cond (bounded) for states only visible through the
 // server's counters.
@@ -197,13 +227,7 @@ func TestStopServesWaitingClients(t *testing.T) {
 	eventually(t, "c2 queued", func() bool { return tp.Waiting() == 1 })
 	c3 := tp.dial(t)
 	eventually(t, "c3 queued", func() bool { return tp.Waiting() == 2 })
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		tp.Stop(ctx)
-	}()
+	stopped := tp.stopInBackground()
 	eventually(t, "the stop to begin", func() bool {
 		return tp.count("2 client(s) waiting for a slot will be served as connections finish") == 1
 	})
@@ -214,11 +238,7 @@ func TestStopServesWaitingClients(t *testing.T) {
 	c2.Close()
 	roundTrip(t, c3, "three")
 	c3.Close()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not return once every client was served")
-	}
+	waitStopped(t, stopped)
 	if n := tp.built.Load(); n != 3 || tp.count("never served") != 0 {
 		t.Fatalf("built %d, want 3, none closed unserved; logs:\n%s", n, tp.logs)
 	}
@@ -407,36 +427,21 @@ func TestStopServesAcceptQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gatedListener{Listener: ln, gate: make(chan struct{})}
-	logs := &testutil.Buffer{}
-	p := NewPort("greet", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol { return greeter{} }),
-		slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
-	p.ln = g
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	tp := startPortWith(t, context.Background(), func() Protocol { return greeter{} }, func(p *Port) {
+		p.ln = &gatedListener{Listener: ln, gate: make(chan struct{})}
+	})
 	const n = 5
 	clients := make([]net.Conn, n)
 	for i := range clients {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		clients[i] = c
+		clients[i] = tp.dial(t)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitStopped(t, tp.stopInBackground())
 	for i, c := range clients {
 		if got, err := io.ReadAll(c); string(got) != "hello\n" || err != nil {
 			t.Errorf("client %d: got %q, %v", i, got, err)
 		}
 	}
-	if got := strings.Count(logs.String(), "connection closed"); got != n {
+	if got := tp.count("connection closed"); got != n {
 		t.Errorf("%d connections served, want %d", got, n)
 	}
 	// The listener is closed: nobody else gets in.
@@ -495,17 +500,8 @@ func TestLoseConnectionEndsWithEOF(t *testing.T) {
 	reply := bytes.Repeat([]byte("Whose woods these are I think I know.\n"), 16)
 	for _, sendFirst := range []bool{false, true} {
 		told := make(chan struct{})
-		p := NewPort("reply", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
-			return &replier{reply: reply, start: told}
-		}), slog.New(slog.NewTextHandler(t.Output(), nil)))
-		if err := p.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		c, err := net.Dial("tcp", p.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		tp := startPortWith(t, context.Background(), func() Protocol { return &replier{reply: reply, start: told} }, nil)
+		c := tp.dial(t)
 		if sendFirst {
 			// On loopback the bytes are in the server's receive queue once
 			// Write returns, before the protocol replies.
@@ -518,10 +514,6 @@ func TestLoseConnectionEndsWithEOF(t *testing.T) {
 		if err != nil || !bytes.Equal(got, reply) {
 			t.Errorf("client sent first: %v: read %d of %d bytes, then %v; want all, then EOF", sendFirst, len(got), len(reply), err)
 		}
-		c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p.Stop(ctx)
-		cancel()
 	}
 }
 
@@ -535,35 +527,13 @@ func (e *stoppingEcho) StopRequested() { e.t.LoseConnection() }
 // while waiting answered, then the connection ends; more bytes sent after
 // that do not hold the stop off.
 func TestStopRequestAfterPendingInput(t *testing.T) {
-	logs := &testutil.Buffer{}
-	p := NewPort("echo", Endpoint{Kind: "tcp", Interface: "127.0.0.1"}, FactoryFunc(func(net.Addr) Protocol {
-		return &stoppingEcho{}
-	}), slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
-	p.MaxConnections = 1
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	dial := func() net.Conn {
-		c, err := net.Dial("tcp", p.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	c1 := dial()
+	tp := startPortWith(t, context.Background(), func() Protocol { return &stoppingEcho{} }, func(p *Port) { p.MaxConnections = 1 })
+	c1 := tp.dial(t)
 	roundTrip(t, c1, "one")
-	c2 := dial()
+	c2 := tp.dial(t)
 	c2.Write([]byte("sent while waiting;"))
-	eventually(t, "c2 queued", func() bool { return p.Waiting() == 1 })
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Stop(ctx)
-	}()
+	eventually(t, "c2 queued", func() bool { return tp.Waiting() == 1 })
+	stopped := tp.stopInBackground()
 	if b, err := io.ReadAll(c1); len(b) != 0 || err != nil {
 		t.Fatalf("idle session at stop: read %q, %v; want a clean close", b, err)
 	}
@@ -576,12 +546,8 @@ func TestStopRequestAfterPendingInput(t *testing.T) {
 			}
 		}
 	}()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not return")
-	}
-	if strings.Contains(logs.String(), "aborted") || strings.Contains(logs.String(), "never served") {
-		t.Fatalf("stop needed the grace period's end:\n%s", logs)
+	waitStopped(t, stopped)
+	if tp.count("aborted") > 0 || tp.count("never served") > 0 {
+		t.Fatalf("stop needed the grace period's end:\n%s", tp.logs)
 	}
 }
