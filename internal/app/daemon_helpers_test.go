@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,10 +34,19 @@ func writePoem(t *testing.T, dir string) string {
 // cleanup if the test leaves it running.
 func startDaemon(t *testing.T, dir, pidfile string, args ...string) int {
 	t.Helper()
+	return startDaemonCmd(t, exec.Command(testutil.Binary(t), args...), dir, pidfile)
+}
+
+// startDaemonCmd is startDaemon for a starting command run some other way
+// (in a namespace, with extra descriptors).
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd, dir, pidfile string) int {
+	t.Helper()
 	start := time.Now()
-	code, stdout, stderr := testutil.Run(t, dir, 20*time.Second, args...)
+	p := testutil.StartCmd(t, cmd, dir)
+	code := p.Wait(t, 20*time.Second)
+	stdout, stderr := p.Stdout.String(), p.Stderr.String()
 	if code != 0 {
-		t.Fatalf("twistd %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, stdout, stderr)
+		t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", strings.Join(cmd.Args, " "), code, stdout, stderr)
 	}
 	if stdout != "" || stderr != "" {
 		t.Errorf("starting command printed: stdout %q stderr %q", stdout, stderr)

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twistd-go/twistd/internal/app/daemon"
 	"github.com/twistd-go/twistd/internal/testutil"
 )
 
@@ -34,6 +32,9 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 	if err != nil {
 		t.Skip("skipped: needs unshare (Debian package util-linux)")
 	}
+	if _, err := exec.LookPath("mount"); err != nil {
+		t.Skip("skipped: needs mount (Debian package mount)")
+	}
 	if out, err := exec.Command(unshare, "-m", "true").CombinedOutput(); err != nil {
 		t.Skipf("skipped: no private mount namespace here: %v %s", err, out)
 	}
@@ -43,24 +44,7 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(sockDir, "syslog")
-	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	lines := make(chan string, 100)
-	go func() {
-		buf := make([]byte, 8192)
-		for {
-			n, err := srv.Read(buf)
-			if err != nil {
-				close(lines)
-				return
-			}
-			lines <- string(buf[:n])
-		}
-	}()
-
+	lines := datagrams(t, sock)
 	poem := writePoem(t, dir)
 	pidfile := filepath.Join(dir, "poetry.pid")
 	port := testutil.FreePort(t)
@@ -68,15 +52,7 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 		"--syslog", "--prefix", "poetry", "--pidfile", pidfile,
 		"fastpoetry", "--port", fmt.Sprint(port), "--iface", "127.0.0.1", "--poem", poem)
 	cmd.Env = append(os.Environ(), "SOCK="+sock)
-	p := testutil.StartCmd(t, cmd, dir)
-	if code := p.Wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("starting command: exit %d\nstdout: %s\nstderr: %s", code, p.Stdout, p.Stderr)
-	}
-	pid, err := daemon.ReadPidfile(pidfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	killAtCleanup(t, pid)
+	pid := startDaemonCmd(t, cmd, dir, pidfile)
 	if got := fetch(t, fmt.Sprintf("127.0.0.1:%d", port)); got != testPoem {
 		t.Fatalf("poem: got %q", got)
 	}

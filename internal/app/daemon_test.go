@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twistd-go/twistd/internal/app/daemon"
 	"github.com/twistd-go/twistd/internal/testutil"
 )
 
@@ -322,16 +321,9 @@ func TestDaemonDropsInheritedDescriptors(t *testing.T) {
 	// Fd 7 in the starting command, inheritable. (Fd 3 would prove
 	// nothing: the re-exec puts /dev/null there.)
 	cmd.ExtraFiles = []*os.File{nil, nil, nil, nil, w}
-	p := testutil.StartCmd(t, cmd, dir)
-	w.Close()
-	if code := p.Wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("exit %d\n%s", code, p.Stderr)
-	}
-	pid, err := daemon.ReadPidfile(pidfile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	killAtCleanup(t, pid)
+	defer w.Close()
+	pid := startDaemonCmd(t, cmd, dir, pidfile)
+	w.Close() // the test's own write end: now only the daemon could hold one
 	r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := r.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("caller's pipe: read %d bytes, %v; want EOF (the daemon still holds its write end)", n, err)

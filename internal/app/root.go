@@ -186,9 +186,6 @@ func flagError(_ *cobra.Command, err error) error {
 	return usageErrorf("%s", flagMessage(err))
 }
 
-// flagMessage shortens pflag's messages: `invalid argument "x" for "-p,
-// --port" flag: strconv.ParseInt: parsing "x": invalid syntax` becomes
-// `invalid value "x" for --port: not a number`.
 // runnerFlag returns how the user spelled an unknown plugin flag that is
 // in fact a runner flag (given after the plugin name), or "".
 func runnerFlag(root *pflag.FlagSet, err error) string {
@@ -196,14 +193,18 @@ func runnerFlag(root *pflag.FlagSet, err error) string {
 	if !errors.As(err, &ne) {
 		return ""
 	}
-	if name := ne.GetSpecifiedName(); len(name) > 1 && root.Lookup(name) != nil {
+	switch name := ne.GetSpecifiedName(); {
+	case len(name) > 1 && root.Lookup(name) != nil:
 		return "--" + name
-	} else if len(name) == 1 && root.ShorthandLookup(name) != nil {
+	case len(name) == 1 && root.ShorthandLookup(name) != nil:
 		return "-" + name
 	}
 	return ""
 }
 
+// flagMessage shortens pflag's messages: `invalid argument "x" for "-p,
+// --port" flag: strconv.ParseInt: parsing "x": invalid syntax` becomes
+// `invalid value "x" for --port: not a number`.
 func flagMessage(err error) string {
 	var inv *pflag.InvalidValueError
 	if errors.As(err, &inv) {

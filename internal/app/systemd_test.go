@@ -19,6 +19,13 @@ import (
 func notifySocket(t *testing.T) (string, <-chan string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "notify.sock")
+	return path, datagrams(t, path)
+}
+
+// datagrams listens on a unixgram socket at path until the test ends and
+// returns what arrives, one datagram per string.
+func datagrams(t *testing.T, path string) <-chan string {
+	t.Helper()
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +33,7 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 	t.Cleanup(func() { conn.Close() })
 	msgs := make(chan string, 100)
 	go func() {
-		buf := make([]byte, 4096)
+		buf := make([]byte, 8192)
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
@@ -36,7 +43,7 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 			msgs <- string(buf[:n])
 		}
 	}()
-	return path, msgs
+	return msgs
 }
 
 func expectNotify(t *testing.T, msgs <-chan string, want string) {
