@@ -119,6 +119,34 @@ func (s *session) fsFail(op, virtual string, err error) {
 	}
 }
 
+// openPlain opens the plain file at rel through the jail for reading
+// (RETR, MFMT), answering any failure itself: 550 "Not a plain file." for
+// a directory, a pipe or a device. The Stat by name keeps devices and
+// pipes from being opened at all, since opening some devices acts on
+// them; O_NONBLOCK and O_NOCTTY cover one swapped in after that Stat.
+// The descriptor's own Stat is the check that counts.
+func (s *session) openPlain(op, virtual, rel string) (*os.File, fs.FileInfo, bool) {
+	fi, err := s.srv.root.Stat(rel)
+	if err == nil && !fi.Mode().IsRegular() {
+		s.reply(550, "Not a plain file.")
+		return nil, nil, false
+	}
+	var f *os.File
+	if err == nil {
+		f, err = s.srv.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	}
+	if err != nil {
+		s.fsFail(op, virtual, err)
+		return nil, nil, false
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		s.reply(550, "Not a plain file.")
+		return nil, nil, false
+	}
+	return f, fi, true
+}
+
 func cmdUser(s *session, arg string) {
 	if s.srv.cfg.TLSRequired && !s.secure {
 		s.reply(530, "TLS required: send AUTH TLS first.")
@@ -311,8 +339,9 @@ func cmdMdtm(s *session, arg string) {
 // cmdMfmt sets a file's modification time: "MFMT YYYYMMDDHHMMSS[.sss]
 // path", in UTC (draft-somers-ftp-mfxx), answered "213 Modify=time; path"
 // as FileZilla expects. Changing a file, it is refused where DELE is. The
-// file is opened through the jail and its time set on the descriptor, so
-// the file checked is the file changed (see setModTime).
+// file is opened through the jail as RETR opens it and its time set on
+// the descriptor, so the file checked is the file changed (see
+// setModTime).
 func cmdMfmt(s *session, arg string) {
 	if s.denyWrite() {
 		return
@@ -331,29 +360,12 @@ func cmdMfmt(s *session, arg string) {
 	if !ok {
 		return
 	}
-	// The Stat keeps devices and pipes from being opened at all; the
-	// descriptor's own Stat is the check that counts.
-	root := s.srv.root
-	fi, err := root.Stat(rel)
-	if err != nil {
-		s.fsFail("MFMT", v, err)
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		s.reply(550, "Not a plain file.")
-		return
-	}
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		s.fsFail("MFMT", v, err)
+	f, _, ok := s.openPlain("MFMT", v, rel)
+	if !ok {
 		return
 	}
 	defer f.Close()
-	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		s.reply(550, "Not a plain file.")
-		return
-	}
-	if err := setModTime(root, rel, f, t); err != nil {
+	if err := setModTime(s.srv.root, rel, f, t); err != nil {
 		s.fsFail("MFMT", v, err)
 		return
 	}

@@ -14,7 +14,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -307,17 +306,8 @@ func cmdRetr(s *session, arg string) {
 	if !ok {
 		return
 	}
-	// O_NONBLOCK: opening a named pipe must not block the session; for a
-	// regular file it changes nothing.
-	f, err := s.srv.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		s.fsFail("Open", v, err)
-		return
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		s.reply(550, "Not a plain file.")
+	f, fi, ok := s.openPlain("Open", v, rel)
+	if !ok {
 		return
 	}
 	if off > fi.Size() {
@@ -509,12 +499,8 @@ func cmdStou(s *session, arg string) {
 		return
 	}
 	root := s.srv.root
-	suffix := s.srv.cfg.uniqueSuffix
-	if suffix == nil {
-		suffix = rand.Uint32
-	}
 	for range stouTries {
-		name := fmt.Sprintf("%s.%08x", hint, suffix())
+		name := fmt.Sprintf("%s.%08x", hint, s.srv.cfg.uniqueSuffix())
 		v := path.Join(s.cwd, name)
 		rel := jail.Rel(v)
 		if _, err := root.Lstat(rel); !errors.Is(err, fs.ErrNotExist) {

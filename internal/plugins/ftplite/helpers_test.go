@@ -356,6 +356,30 @@ func (c *ctrl) startDownload(name string) net.Conn {
 	return d
 }
 
+// cutUpload sends some data on d, the data connection of an upload under
+// way, then cuts the upload by a reset of d (how is "reset") or by ABOR
+// ("abort"), and checks the replies: 426, then 226 for the ABOR.
+func (c *ctrl) cutUpload(d net.Conn, how string) {
+	c.t.Helper()
+	_, err := d.Write([]byte(strings.Repeat("data", 100000)))
+	must(c.t, err)
+	if how == "reset" {
+		d.(*net.TCPConn).SetLinger(0)
+		d.Close()
+		if code, msg := c.read(); code != 426 {
+			c.t.Fatalf("reset upload: %d %s", code, msg)
+		}
+		return
+	}
+	c.send("ABOR")
+	if code, msg := c.read(); code != 426 {
+		c.t.Fatalf("aborted upload: %d %s", code, msg)
+	}
+	if code, msg := c.read(); code != 226 {
+		c.t.Fatalf("ABOR reply: %d %s", code, msg)
+	}
+}
+
 // retrieve runs a transfer command over EPSV and returns the data.
 func (c *ctrl) retrieve(line string) string {
 	c.t.Helper()

@@ -74,8 +74,9 @@ AUTH TLS and unprotected data connections.
 
 Limits: command lines of 4 KiB; --idle-timeout between commands (not
 counted during a transfer); --data-timeout to open a data connection and
-for a transfer that stalls; --max-clients and --max-clients-per-ip: a
-client over a limit is answered "421" and disconnected.`
+for a transfer or a reply that stalls (a client that stops reading);
+--max-clients and --max-clients-per-ip: a client over a limit is answered
+"421" and disconnected.`
 
 func options(fs *pflag.FlagSet) plugins.Build {
 	port := fs.StringP("port", "p", "2121", "port number or endpoint to listen on")

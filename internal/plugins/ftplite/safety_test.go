@@ -331,23 +331,7 @@ func TestUploadIntegrity(t *testing.T) {
 	for _, how := range []string{"reset", "abort"} {
 		d := c.epsv()
 		c.expect(150, "STOR keep.txt")
-		_, err := d.Write([]byte(strings.Repeat("new", 100000)))
-		must(t, err)
-		if how == "reset" {
-			d.(*net.TCPConn).SetLinger(0)
-			d.Close()
-			if code, msg := c.read(); code != 426 {
-				t.Fatalf("reset upload: %d %s", code, msg)
-			}
-		} else {
-			c.send("ABOR")
-			if code, msg := c.read(); code != 426 {
-				t.Fatalf("aborted upload: %d %s", code, msg)
-			}
-			if code, msg := c.read(); code != 226 {
-				t.Fatalf("ABOR reply: %d %s", code, msg)
-			}
-		}
+		c.cutUpload(d, how)
 		if got := ts.read(t, "keep.txt"); got != "old content\n" {
 			t.Fatalf("%s: keep.txt now %q", how, got[:min(len(got), 40)])
 		}
@@ -418,17 +402,42 @@ func TestAnonymousWrite(t *testing.T) {
 }
 
 // TestSpecialFiles: a named pipe in the tree is refused at once instead
-// of blocking the session on open.
+// of blocking the session on open, and is never opened at all: a writer
+// waiting for a reader stays blocked.
 func TestSpecialFiles(t *testing.T) {
 	ts := newTestServer(t, nil)
-	must(t, syscall.Mkfifo(filepath.Join(ts.root, "fifo"), 0o644))
+	fifo := filepath.Join(ts.root, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o644))
+	opened := make(chan *os.File, 1)
+	go func() {
+		w, _ := os.OpenFile(fifo, os.O_WRONLY, 0) // returns once a reader opens it
+		opened <- w
+	}()
+	t.Cleanup(func() {
+		// A reader held open lets the writer go, whenever it got to its open.
+		r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		must(t, err)
+		if w := <-opened; w != nil {
+			w.Close()
+		}
+		r.Close()
+	})
 	c := dialCtrl(t, ts.addr)
 	c.login(testUser, testPassword)
 	c.epsv()
 	c.expect(550, "RETR fifo")
 	c.expect(550, "SIZE fifo")
 	c.expect(550, "STOR fifo")
+	c.expect(550, "MFMT 20000101000000 fifo")
 	c.expect(200, "NOOP")
+	// A server open would have woken the writer before its reply; there is
+	// no event for "not opened", so give a woken writer a moment to show.
+	select {
+	case w := <-opened:
+		opened <- w // for the cleanup to close
+		t.Fatal("the server opened the named pipe")
+	case <-time.After(100 * time.Millisecond):
+	}
 }
 
 // TestGracefulStop: a stop lets a running download finish, then says 421.

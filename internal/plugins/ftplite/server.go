@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -42,7 +43,8 @@ type Config struct {
 	MaxLoginFails int
 
 	// uniqueSuffix makes the random part of STOU names; nil means
-	// math/rand/v2's Uint32. Tests set it to force a name collision.
+	// math/rand/v2's Uint32 (set by newServer). Tests set it to force a
+	// name collision.
 	uniqueSuffix func() uint32
 }
 
@@ -82,6 +84,9 @@ const failMemory = 10 * time.Minute
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.MinCost)
 
 func newServer(name string, cfg Config, log *slog.Logger) *server {
+	if cfg.uniqueSuffix == nil {
+		cfg.uniqueSuffix = rand.Uint32
+	}
 	return &server{
 		cfg: cfg, name: name, log: log,
 		bcrypt: make(chan struct{}, runtime.NumCPU()),

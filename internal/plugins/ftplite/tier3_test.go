@@ -1,7 +1,6 @@
 package ftplite
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -349,23 +348,7 @@ func TestStouInterrupted(t *testing.T) {
 		if !ok || name == "" {
 			t.Fatalf("STOU preliminary reply %q", msg)
 		}
-		_, err := d.Write([]byte(strings.Repeat("data", 100000)))
-		must(t, err)
-		if how == "reset" {
-			d.(*net.TCPConn).SetLinger(0)
-			d.Close()
-			if code, msg := c.read(); code != 426 {
-				t.Fatalf("reset STOU: %d %s", code, msg)
-			}
-		} else {
-			c.send("ABOR")
-			if code, msg := c.read(); code != 426 {
-				t.Fatalf("aborted STOU: %d %s", code, msg)
-			}
-			if code, msg := c.read(); code != 226 {
-				t.Fatalf("ABOR reply: %d %s", code, msg)
-			}
-		}
+		c.cutUpload(d, how)
 		if after := ts.names(t, "up"); !slices.Equal(before, after) {
 			t.Fatalf("%s: the directory went from %v to %v", how, before, after)
 		}
