@@ -55,12 +55,11 @@ var ErrServiceStopped = errors.New("client service stopped")
 // the connection is lost, tries again after the delay its Policy gives.
 // The failure count restarts once a connection is made.
 type ClientService struct {
-	name     string
-	network  string
-	address  string
-	factory  Factory
-	log      *slog.Logger
-	stopOnce sync.Once
+	name    string
+	network string
+	address string
+	factory Factory
+	log     *slog.Logger
 
 	// Policy computes retry delays; nil means DefaultRetryPolicy. Set the
 	// fields before Start.
@@ -76,10 +75,10 @@ type ClientService struct {
 	mu        sync.Mutex
 	cancel    context.CancelFunc // ends the connect/retry loop
 	done      chan struct{}      // closed when the loop has returned
-	stopped   bool
+	stopped   bool               // by Stop or GiveUp
 	cur       *conn
 	connected chan struct{} // closed (and replaced) at each new connection
-	stopCh    chan struct{} // closed by Stop
+	stopCh    chan struct{} // closed once stopped
 }
 
 // NewClientService returns a service that keeps a connection to address
@@ -225,17 +224,9 @@ func (s *ClientService) WhenConnected(ctx context.Context) (Protocol, error) {
 // connection (hard once ctx is done), and returns when it is closed. No
 // attempt is made after Stop.
 func (s *ClientService) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	s.stopped = true
-	s.stopOnce.Do(func() { close(s.stopCh) })
-	cancel, done, cur := s.cancel, s.done, s.cur
-	s.mu.Unlock()
+	done, _ := s.halt()
 	if done == nil {
 		return nil
-	}
-	cancel()
-	if cur != nil {
-		cur.LoseConnection()
 	}
 	select {
 	case <-done:
@@ -249,4 +240,38 @@ func (s *ClientService) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	return nil
+}
+
+// GiveUp is for a protocol that has learnt that reconnecting is pointless
+// (the server refused its login, say). Stop would wait for the
+// connection's goroutine, the very one the protocol runs on; GiveUp does
+// the rest of Stop's work without waiting, and logs reason. Since it
+// cancels the loop before the connection can end, no retry is planned.
+// Stop must still be called, to wait for the connection to close.
+func (s *ClientService) GiveUp(reason error) {
+	if _, first := s.halt(); first {
+		s.log.Warn(fmt.Sprintf("%v; not reconnecting", reason))
+	}
+}
+
+// halt marks the service stopped, cancels the loop and starts closing the
+// live connection. It returns the channel closed when the loop has
+// returned (nil if it never started) and whether this call stopped the
+// service.
+func (s *ClientService) halt() (done chan struct{}, first bool) {
+	s.mu.Lock()
+	first = !s.stopped
+	if first {
+		s.stopped = true
+		close(s.stopCh)
+	}
+	cancel, done, cur := s.cancel, s.done, s.cur
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if cur != nil {
+		cur.LoseConnection()
+	}
+	return done, first
 }

@@ -3,6 +3,7 @@ package reactor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -214,5 +215,62 @@ func TestClientServiceWhenConnectedContext(t *testing.T) {
 	cancel()
 	if _, err := cs.WhenConnected(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WhenConnected with a cancelled ctx: %v", err)
+	}
+}
+
+// quitter gives its service up when the server says anything.
+type quitter struct {
+	*recorder
+	cs *ClientService
+}
+
+func (q quitter) DataReceived(p []byte) { q.cs.GiveUp(fmt.Errorf("server said %q", p)) }
+
+func TestClientServiceGiveUpFromTheProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r := newRecorder()
+	var cs *ClientService
+	cs = NewClientService("client", "tcp", ln.Addr().String(), FactoryFunc(func(net.Addr) Protocol { return quitter{r, cs} }), testLogger(t))
+	cs.Clock = NewFakeClock(epoch) // a planned retry would wait forever
+	cs.Policy = func(int) time.Duration {
+		t.Error("retry planned after GiveUp")
+		return time.Hour
+	}
+	if err := cs.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Stop(context.Background())
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	server.Write([]byte("go away"))
+	if _, err := io.Copy(io.Discard, server); err != nil {
+		t.Fatalf("the client did not hang up: %v", err)
+	}
+	// The loop ends by itself: GiveUp cancelled it before the connection
+	// ended, so it never asked the policy for a delay.
+	select {
+	case <-cs.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retry loop went on after GiveUp")
+	}
+	if err := <-r.lost; err != nil {
+		t.Fatalf("ConnectionLost(%v), want nil for a clean close", err)
+	}
+	if _, err := cs.WhenConnected(waitCtx(t)); !errors.Is(err, ErrServiceStopped) {
+		t.Fatalf("WhenConnected after GiveUp: %v", err)
+	}
+	if err := cs.Stop(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Start(context.Background()); err == nil {
+		t.Fatal("Start after GiveUp accepted")
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"sync"
 	"time"
@@ -75,21 +74,14 @@ type Message struct {
 type Client struct {
 	cfg      Config
 	id       wire.ID
-	log      *slog.Logger
 	svc      *reactor.ClientService
 	messages chan Message
 	hb       []byte // the heartbeat frame
 
-	mu       sync.Mutex
-	err      error         // the server's verdict; set before done closes
+	err      error         // the server's verdict; written once, before done closes
 	done     chan struct{} // closed by a verdict or Stop: unblocks a full Messages
 	doneOnce sync.Once
-	msgOnce  sync.Once      // closes messages
-	halting  sync.WaitGroup // the goroutine stopping svc after a verdict
 }
-
-// ErrNotConnected is returned when a send finds no live connection.
-var ErrNotConnected = errors.New("chat client: not connected")
 
 // ErrRefused matches (with errors.Is) every *RefusedError.
 var ErrRefused = errors.New("chat client: login refused")
@@ -112,10 +104,6 @@ func (e *RefusedError) Error() string {
 // Is makes errors.Is(err, ErrRefused) hold whatever the code.
 func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 
-// parked is the reconnection delay after a verdict: the retry loop waits
-// there until Stop cancels it.
-const parked = time.Duration(math.MaxInt64)
-
 // New checks cfg and returns a stopped client.
 func New(name string, cfg Config) (*Client, error) {
 	id, err := wire.ParseID(json.RawMessage(cfg.ID))
@@ -131,31 +119,14 @@ func New(name string, cfg Config) (*Client, error) {
 	if cfg.ReadBufferSize == 0 {
 		cfg.ReadBufferSize = 4 << 10
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	c := &Client{cfg: cfg, id: id, log: log.With("system", name), hb: wire.AppendFrame(nil, cfg.Version, wire.CmdHeartbeat, nil), done: make(chan struct{})}
+	c := &Client{cfg: cfg, id: id, hb: wire.AppendFrame(nil, cfg.Version, wire.CmdHeartbeat, nil), done: make(chan struct{})}
 	if cfg.Handler == nil {
 		c.messages = make(chan Message, 1024)
 	}
 	c.svc = reactor.NewClientService(name, cfg.Network, cfg.Address,
 		reactor.FactoryFunc(func(net.Addr) reactor.Protocol { return c.newSession() }), cfg.Log)
 	c.svc.Clock = cfg.Clock
-	policy := cfg.Policy
-	if policy == nil {
-		policy = reactor.DefaultRetryPolicy
-	}
-	// The retry loop consults the policy before every new attempt, on the
-	// goroutine that saw the verdict, so this closes the window in which
-	// the loop could redial before the service's Stop (which runs on
-	// another goroutine, see end) has cancelled it.
-	c.svc.Policy = func(failed int) time.Duration {
-		if c.Err() != nil {
-			return parked
-		}
-		return policy(failed)
-	}
+	c.svc.Policy = cfg.Policy
 	c.svc.ReadBufferSize = cfg.ReadBufferSize
 	return c, nil
 }
@@ -170,12 +141,14 @@ func (c *Client) Start(ctx context.Context) error { return c.svc.Start(ctx) }
 // Stop closes the connection and stops reconnecting. It is needed after a
 // verdict too, and returns promptly then.
 func (c *Client) Stop(ctx context.Context) error {
-	c.finish(nil)
+	first := c.finish(nil)
 	err := c.svc.Stop(ctx)
+	// After a verdict, end has closed messages. Otherwise it is safe here:
 	// svc.Stop returns only once its loop, the one goroutine that sends on
 	// messages, has returned.
-	c.closeMessages()
-	c.halting.Wait()
+	if first && c.messages != nil {
+		close(c.messages)
+	}
 	return err
 }
 
@@ -192,9 +165,12 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Err returns the verdict that ended the client (a *RefusedError or
 // ErrReplaced), or nil.
 func (c *Client) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
 }
 
 // LoggedIn waits until the current connection's verify has succeeded. It
@@ -207,10 +183,6 @@ func (c *Client) LoggedIn(ctx context.Context) error {
 // session returns the live, logged-in session, waiting for one.
 func (c *Client) session(ctx context.Context) (*session, error) {
 	for {
-		// Checked first because a replaced session stays verified.
-		if err := c.Err(); err != nil {
-			return nil, err
-		}
 		p, err := c.svc.WhenConnected(ctx)
 		if err != nil {
 			// The service is stopped after a verdict; say why.
@@ -219,12 +191,14 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 		s := p.(*session)
 		select {
 		case <-s.verified:
+			// A replaced session stays verified.
 			if err := c.Err(); err != nil {
 				return nil, err
 			}
 			return s, nil
 		case <-s.lost:
 		case <-c.done:
+			// Sooner than lost: the connection may linger while closing.
 			return nil, c.errOr(reactor.ErrServiceStopped)
 		case <-ctx.Done():
 			return nil, c.errOr(context.Cause(ctx))
@@ -240,24 +214,16 @@ func (c *Client) errOr(err error) error {
 	return err
 }
 
-// finish records a verdict (nil for Stop) and closes done; the first call
-// wins.
-func (c *Client) finish(verdict error) {
+// finish records a verdict (nil for Stop) and closes done. Only the first
+// call does so, and it alone reports true: the caller that ended the
+// client is the one to close messages.
+func (c *Client) finish(verdict error) (first bool) {
 	c.doneOnce.Do(func() {
-		c.mu.Lock()
 		c.err = verdict
-		c.mu.Unlock()
 		close(c.done)
+		first = true
 	})
-}
-
-// closeMessages may only run where no send on messages can follow: on the
-// connection's goroutine once done is closed (frame checks it first), or
-// after the service's loop has returned.
-func (c *Client) closeMessages() {
-	if c.messages != nil {
-		c.msgOnce.Do(func() { close(c.messages) })
-	}
+	return first
 }
 
 // Single sends chat_content to one user.
@@ -318,8 +284,9 @@ type session struct {
 	hb       *reactor.LoopingCall
 	verified chan struct{}
 	lost     chan struct{}
-	once     sync.Once
-	loggedIn bool // 101 seen; only the connection's goroutine uses it
+	// Only the connection's goroutine uses these.
+	loggedIn bool // 101 seen, verified closed
+	ended    bool // a verdict came; later input is not for anyone
 }
 
 func (c *Client) newSession() *session {
@@ -339,22 +306,21 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 }
 
 func (s *session) DataReceived(p []byte) {
+	if s.ended {
+		return
+	}
 	if err := s.dec.Feed(p, s.frame); err != nil {
 		s.t.AbortConnection()
 	}
 }
 
 func (s *session) frame(f wire.Frame) bool {
-	select {
-	case <-s.c.done:
-		// Ended: messages may be closed, and nobody waits for more.
-		return false
-	default:
-	}
 	switch {
 	case f.Command == wire.CmdVerifyResult:
-		s.loggedIn = true
-		s.once.Do(func() { close(s.verified) })
+		if !s.loggedIn {
+			s.loggedIn = true
+			close(s.verified)
+		}
 		return true
 	case f.Command == wire.CmdError && !s.loggedIn:
 		// Before the 101 the only frame sent is the verify (a heartbeat
@@ -391,27 +357,19 @@ func errorCode(body []byte) int {
 }
 
 // end ends the client with the server's verdict. It runs on the
-// connection's goroutine, which is the service's retry loop: calling
-// svc.Stop here would wait for this very goroutine, so another goroutine
-// does it. Reading is paused meanwhile so the connection ends only through
-// that Stop, after it has cancelled the loop, and the loop then returns
-// without planning a reconnection.
+// connection's goroutine, the service's retry loop, where svc.Stop would
+// wait for itself; GiveUp stops the loop before it can plan a retry.
 func (s *session) end(verdict error) {
-	c := s.c
-	c.finish(verdict)
-	// finish closed done (this verdict's or Stop's), so frame sends no
-	// more on messages.
-	c.closeMessages()
-	if c.Err() != verdict {
-		return // Stop came first and is already stopping the service.
+	s.ended = true
+	if !s.c.finish(verdict) {
+		return // Stop came first and is closing the connection.
 	}
-	c.log.Warn(fmt.Sprintf("%v; not reconnecting", verdict))
-	s.t.PauseProducing()
-	c.halting.Add(1)
-	go func() {
-		defer c.halting.Done()
-		c.svc.Stop(context.Background())
-	}()
+	if s.c.messages != nil {
+		// This goroutine is the only sender, and ended keeps it from
+		// sending more.
+		close(s.c.messages)
+	}
+	s.c.svc.GiveUp(verdict)
 }
 
 func (s *session) ConnectionLost(error) {

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,40 +251,36 @@ func (r *rawConn) send(version, cmd uint32, body string) {
 	r.Write(wire.AppendFrame(nil, version, cmd, []byte(body)))
 }
 
-// rawServer listens on 127.0.0.1 and runs handle on each connection (n
-// counts them from 1) on its own goroutine, every I/O bounded by wait; the
-// connection is closed when handle returns. Each accept's n is reported on
-// accepted.
+// rawServer runs handle on each connection to a plain server on 127.0.0.1
+// (n counts the connections from 1), every I/O bounded by wait. Each n is
+// also reported on accepted.
 func rawServer(t *testing.T, handle func(n int, rc *rawConn)) (addr string, accepted <-chan int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan int, 100)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for n := 1; ; n++ {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.SetDeadline(time.Now().Add(wait))
-			select {
-			case ch <- n:
-			default: // a reconnect loop; the test has seen enough
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				handle(n, &rawConn{Conn: conn, buf: make([]byte, 4096)})
-			})
+	var count atomic.Int64
+	addr = testutil.ServeBare(t, func(conn net.Conn) {
+		n := int(count.Add(1))
+		conn.SetDeadline(time.Now().Add(wait))
+		select {
+		case ch <- n:
+		default: // a reconnect loop; the test has seen enough
 		}
+		handle(n, &rawConn{Conn: conn, buf: make([]byte, 4096)})
 	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String(), ch
+	return addr, ch
+}
+
+// within returns the next value on ch, failing the test if none comes
+// within wait.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("no %s after %v", what, wait)
+		panic("unreachable")
+	}
 }
 
 // closed fails unless ch is closed within wait.
@@ -484,14 +481,10 @@ func TestClientSurvivesOtherErrorsAndDisconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, code := range []int{410, 404, 401} {
-		select {
-		case m := <-c.Messages():
-			var e wire.ErrorBody
-			if json.Unmarshal(m.Body, &e); m.Command != wire.CmdError || e.Code != code {
-				t.Fatalf("got %d %s; want error %d", m.Command, m.Body, code)
-			}
-		case <-time.After(wait):
-			t.Fatalf("no error %d", code)
+		m := within(t, c.Messages(), fmt.Sprintf("error %d", code))
+		var e wire.ErrorBody
+		if json.Unmarshal(m.Body, &e); m.Command != wire.CmdError || e.Code != code {
+			t.Fatalf("got %d %s; want error %d", m.Command, m.Body, code)
 		}
 	}
 	if err := c.Err(); err != nil {
@@ -500,27 +493,13 @@ func TestClientSurvivesOtherErrorsAndDisconnects(t *testing.T) {
 	if err := c.Broadcast(ctx(t), "before"); err != nil {
 		t.Fatal(err)
 	}
-	receive := func(want string) {
-		t.Helper()
-		select {
-		case s := <-got:
-			if s != want {
-				t.Fatalf("server got %q; want %q", s, want)
-			}
-		case <-time.After(wait):
-			t.Fatalf("server never got %q", want)
-		}
+	if s := within(t, got, "broadcast at the server"); s != "before" {
+		t.Fatalf("server got %q; want %q", s, "before")
 	}
-	receive("before")
 	// Connection 2 now closes; the client must come back on a third.
 	for want := 1; want <= 3; want++ {
-		select {
-		case n := <-accepted:
-			if n != want {
-				t.Fatalf("accept %d; want %d", n, want)
-			}
-		case <-time.After(wait):
-			t.Fatalf("no connection %d: the client did not reconnect", want)
+		if n := within(t, accepted, "connection: the client did not reconnect"); n != want {
+			t.Fatalf("accept %d; want %d", n, want)
 		}
 	}
 	if err := c.LoggedIn(ctx(t)); err != nil {
@@ -529,7 +508,9 @@ func TestClientSurvivesOtherErrorsAndDisconnects(t *testing.T) {
 	if err := c.Broadcast(ctx(t), "after"); err != nil {
 		t.Fatal(err)
 	}
-	receive("after")
+	if s := within(t, got, "broadcast at the server"); s != "after" {
+		t.Fatalf("server got %q; want %q", s, "after")
+	}
 	if err := c.Err(); err != nil {
 		t.Fatalf("ended by a disconnect: %v", err)
 	}
