@@ -238,9 +238,10 @@ func (p *Proc) ListenAddr(t testing.TB) string {
 	return rest
 }
 
-// ServeBare runs the baseline the benchmarks compare against: a plain
-// goroutine-per-connection stdlib server on 127.0.0.1 that calls handle
-// for each connection and closes it afterwards. It stops when the test or
+// ServeBare runs a plain goroutine-per-connection stdlib server on
+// 127.0.0.1 that calls handle for each connection and closes it
+// afterwards: the baseline the benchmarks compare against, and a
+// hand-written peer in tests. It stops when the test or
 // benchmark ends, after every handler has returned.
 func ServeBare(tb testing.TB, handle func(net.Conn)) string {
 	tb.Helper()
