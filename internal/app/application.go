@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/twistd-go/twistd/internal/app/appfile"
-	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/service"
 )
 
 // registerApp declares the runner flags of application files and profiling.

@@ -16,10 +16,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/twistd-go/twistd/internal/app/daemon"
-	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/service"
 )
 
 // runner carries one run of the lifecycle (DESIGN.md): build → daemonize →

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/twistd-go/twistd/internal/app/service"
+	"github.com/twistd-go/twistd/internal/service"
 )
 
 // Maker describes one plugin (Twisted's IServiceMaker).

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twistd-go/twistd/internal/app/service"
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
+	"github.com/twistd-go/twistd/internal/service"
 )
 
 // load parses and builds src, returning the tree and every error line.

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/plugins/echo"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/service"
 	"github.com/twistd-go/twistd/internal/testutil"
 )
 

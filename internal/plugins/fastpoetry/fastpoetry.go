@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/twistd-go/twistd/internal/app/service"
 	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/internal/service"
 )
 
 func init() {
