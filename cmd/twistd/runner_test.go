@@ -413,6 +413,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--grace", "soon", "-n", "fastpoetry", "--poem", poem}, `twistd: invalid value "soon" for --grace`},
 		{[]string{"fastpoetry", "-n", "--poem", poem}, `twistd: fastpoetry: -n is a runner option: put it before "fastpoetry" (see twistd --help)`},
 		{[]string{"fastpoetry", "--poem", poem, "--logfile", "x.log"}, `twistd: fastpoetry: --logfile is a runner option: put it before "fastpoetry" (see twistd --help)`},
+		{[]string{"-n", "fastpoerty", "--poem", poem}, `twistd: unknown plugin "fastpoerty"; did you mean fastpoetry? (see twistd --help)`},
+		// A negative value as a separate argument is that flag's value,
+		// not a flag of its own that swallows the plugin name.
+		{[]string{"-n", "--uid", "-5", "echo", "--port", "0", "--iface", "127.0.0.1"}, `twistd: invalid value "-5" for --uid: must not be negative (see twistd --help)`},
+		{[]string{"-n", "-u", "-5", "echo", "--port", "0"}, `twistd: invalid value "-5" for --uid: must not be negative`},
+		{[]string{"-n", "--max-connections", "-5", "echo", "--port", "0", "--iface", "127.0.0.1"}, `twistd: invalid value "-5" for --max-connections: must not be negative`},
+		{[]string{"-n", "--logfile-max-size", "8796093022208", "echo", "--port", "0"}, `twistd: invalid value 8796093022208 for --logfile-max-size: must be 0 (no rotation) to 1048576 (MiB)`},
 	}
 	for _, tc := range cases {
 		code, stdout, stderr := testutil.Run(t, "", timeout, tc.args...)
@@ -541,6 +548,36 @@ func TestHelpAndVersion(t *testing.T) {
 	code, stdout, _ = testutil.Run(t, "", timeout, "--version")
 	if code != 0 || !strings.HasPrefix(stdout, "twistd (the Go twistd) ") {
 		t.Errorf("--version: exit %d, %q", code, stdout)
+	}
+	version := stdout
+	code, stdout, _ = testutil.Run(t, "", timeout, "version")
+	if code != 0 || stdout != version {
+		t.Errorf("version: exit %d, %q; want %q", code, stdout, version)
+	}
+}
+
+// --help, -h and --version before a plugin name print and exit 0: nothing
+// starts (the port stays free) and no file is written.
+func TestHelpBeforePlugin(t *testing.T) {
+	port := testutil.FreePort(t)
+	for _, flag := range []string{"--help", "-h", "--version"} {
+		dir := t.TempDir()
+		code, stdout, stderr := testutil.Run(t, dir, timeout, flag, "echo", "--port", fmt.Sprint(port), "--iface", "127.0.0.1")
+		want := "twistd [options] echo [plugin options]"
+		if flag == "--version" {
+			want = "twistd (the Go twistd) "
+		}
+		if code != 0 || !strings.Contains(stdout, want) || stderr != "" {
+			t.Errorf("%s echo: exit %d, stdout %q, stderr %q; want 0 and %q", flag, code, stdout, stderr, want)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			t.Errorf("%s echo wrote %v", flag, entries)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatalf("%s echo: something holds the port: %v", flag, err)
+		}
+		ln.Close()
 	}
 }
 

@@ -60,6 +60,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	if len(errs) > 0 {
 		return withCode(ExitUsage, errs.Sorted())
 	}
+	r.runs = fmt.Sprintf("application %s (%s)", app.Name, app.File)
 	for _, s := range top {
 		if err := r.root.Add(s); err != nil {
 			return usageErrorf("%s: %v", opts.Application, err)

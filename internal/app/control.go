@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -41,12 +38,12 @@ a pidfile nobody holds is stale.
 
 // stopCommand is `twistd stop`: SIGTERM the daemon named by the pidfile
 // and wait until it has exited and its pidfile is gone. Exit codes follow
-// LSB init scripts: 0 stopped, or was not running (no pidfile, or a stale
-// one, which is removed); 1 still running after --timeout (also when
-// --kill then ended it with SIGKILL); 4 the pidfile cannot be read or the
-// process not signalled (permissions).
+// LSB init scripts: 0 stopped (with --kill: also when SIGKILL ended it),
+// or was not running (no pidfile, or a stale one, which is removed); 1
+// still running after --timeout; 4 the pidfile cannot be read, is not a
+// pidfile, or the process cannot be signalled (permissions).
 func stopCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
-	var pidfile string
+	var pidfile, rundir string
 	var timeout time.Duration
 	var kill bool
 	cmd := &cobra.Command{
@@ -57,12 +54,13 @@ exited and its pidfile is gone, then says how long that took. Past
 --timeout it says so and exits 1; with --kill it then sends SIGKILL.
 
 ` + controlHelp + `
-Exit codes (LSB): 0 stopped, or not running (no pidfile; a stale pidfile is
-removed); 1 did not stop within --timeout (also when --kill ended it);
-4 the pidfile could not be read or the process not signalled.`,
+Exit codes (LSB): 0 stopped (with --kill, also when SIGKILL ended it), or
+not running (no pidfile; a stale pidfile is removed); 1 did not stop
+within --timeout; 4 the pidfile could not be read, is not a pidfile (it is
+then left untouched), or the process could not be signalled.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := controlPidfile(opts, cmd, pidfile)
+			path, err := controlPidfile(opts, cmd, pidfile, rundir)
 			if err != nil {
 				return err
 			}
@@ -72,7 +70,7 @@ removed); 1 did not stop within --timeout (also when --kill ended it);
 			return stop(path, timeout, kill, stdout)
 		},
 	}
-	cmd.Flags().StringVar(&pidfile, "pidfile", "", "the daemon's pidfile (default: the runner's --pidfile, twistd.pid)")
+	controlFlags(cmd, &pidfile, &rundir)
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the daemon to exit")
 	cmd.Flags().BoolVar(&kill, "kill", false, "send SIGKILL when --timeout has passed")
 	cmd.SetUsageTemplate(commandUsage)
@@ -81,7 +79,7 @@ removed); 1 did not stop within --timeout (also when --kill ended it);
 
 // statusCommand is `twistd status`, with LSB's status exit codes.
 func statusCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
-	var pidfile string
+	var pidfile, rundir string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "tell whether the daemon named by a pidfile runs",
@@ -94,22 +92,29 @@ Exit codes (LSB): 0 running; 1 not running but the pidfile remains (stale);
 naming a live process).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := controlPidfile(opts, cmd, pidfile)
+			path, err := controlPidfile(opts, cmd, pidfile, rundir)
 			if err != nil {
 				return err
 			}
 			return status(path, stdout)
 		},
 	}
-	cmd.Flags().StringVar(&pidfile, "pidfile", "", "the daemon's pidfile (default: the runner's --pidfile, twistd.pid)")
+	controlFlags(cmd, &pidfile, &rundir)
 	cmd.SetUsageTemplate(commandUsage)
 	return cmd
 }
 
+// controlFlags declares --pidfile and --rundir of stop and status, which
+// find the daemon as the runner options of the same names do.
+func controlFlags(cmd *cobra.Command, pidfile, rundir *string) {
+	cmd.Flags().StringVar(pidfile, "pidfile", "", "the daemon's pidfile (default: the runner's --pidfile, twistd.pid)")
+	cmd.Flags().StringVarP(rundir, "rundir", "d", "", "the daemon's run directory, where a relative --pidfile is (default: the runner's --rundir, .)")
+}
+
 // controlPidfile finds the pidfile as the runner would: the command's own
-// --pidfile, else the runner's (from the command line or -y FILE), made
-// absolute against --rundir.
-func controlPidfile(opts *Options, cmd *cobra.Command, local string) (string, error) {
+// --pidfile and --rundir, else the runner's (from the command line or -y
+// FILE), a relative pidfile in the run directory.
+func controlPidfile(opts *Options, cmd *cobra.Command, local, localDir string) (string, error) {
 	rootFlags := cmd.Root().Flags()
 	if opts.Application != "" {
 		app, err := appfile.Load(opts.Application)
@@ -127,8 +132,12 @@ func controlPidfile(opts *Options, cmd *cobra.Command, local string) (string, er
 	if path == "" {
 		return "", usageErrorf("%s: no pidfile (--pidfile '' disables it)", cmd.Name())
 	}
+	rundir := opts.Rundir
+	if cmd.Flags().Changed("rundir") {
+		rundir = localDir
+	}
 	if !filepath.IsAbs(path) {
-		dir, err := filepath.Abs(opts.Rundir)
+		dir, err := filepath.Abs(rundir)
 		if err != nil {
 			return "", failure(err)
 		}
@@ -158,11 +167,15 @@ func status(path string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "twistd is starting (pidfile %s is locked and names no pid yet)\n", path)
 		return nil
 	}
-	up, err := uptime(pid)
+	up, err := daemon.Uptime(pid)
 	if err != nil {
 		return withCode(ExitUnknown, fmt.Errorf("pidfile %s is locked but names pid %d: %v", path, pid, err))
 	}
-	fmt.Fprintf(stdout, "twistd is running: pid %d, up %s, %s\n", pid, up.Round(time.Second), runs(pid))
+	runs := "what it runs is not recorded"
+	if info, ok := daemon.ReadInfo(path, pid); ok {
+		runs = info.Runs
+	}
+	fmt.Fprintf(stdout, "twistd is running: pid %d, up %s, %s\n", pid, up.Round(time.Second), runs)
 	return nil
 }
 
@@ -170,7 +183,7 @@ func staleWhy(pid int) string {
 	switch {
 	case pid == 0:
 		return "stale: it names no pid"
-	case alive(pid):
+	case daemon.Alive(pid):
 		return fmt.Sprintf("stale: pid %d runs but is not the daemon that wrote it", pid)
 	}
 	return fmt.Sprintf("stale: pid %d does not exist", pid)
@@ -195,8 +208,8 @@ func stop(path string, timeout time.Duration, kill bool, stdout io.Writer) error
 		return nil
 	case daemon.Stale:
 		why := staleWhy(pid)
-		if err := removeStale(path); err != nil {
-			return withCode(ExitUnknown, fmt.Errorf("not running, but cannot remove the stale pidfile %s: %w", path, err))
+		if _, err := daemon.RemoveStale(path); err != nil {
+			return withCode(ExitUnknown, fmt.Errorf("not running, but cannot remove the stale pidfile: %w", err))
 		}
 		fmt.Fprintf(stdout, "twistd is not running; removed its pidfile %s (%s)\n", path, why)
 		return nil
@@ -225,8 +238,9 @@ func stop(path string, timeout time.Duration, kill bool, stdout io.Writer) error
 	if !waitGone(path, pid, time.Now().Add(10*time.Second)) {
 		return failure(fmt.Errorf("pid %d did not stop within %v after SIGTERM, and still runs after SIGKILL", pid, timeout))
 	}
-	leftBehind(path, io.Discard)
-	return failure(fmt.Errorf("pid %d did not stop within %v after SIGTERM; killed it (SIGKILL)", pid, timeout))
+	// Gone is what was asked for, as start-stop-daemon --retry counts it.
+	fmt.Fprintf(stdout, "killed twistd (pid %d) with SIGKILL: it did not stop within %v after SIGTERM\n", pid, timeout)
+	return leftBehind(path, stdout)
 }
 
 // waitGone polls until pid has exited and the pidfile is no longer held,
@@ -235,7 +249,7 @@ func stop(path string, timeout time.Duration, kill bool, stdout io.Writer) error
 func waitGone(path string, pid int, deadline time.Time) bool {
 	for {
 		state, _, err := daemon.Probe(path)
-		if err == nil && state != daemon.Live && !alive(pid) {
+		if err == nil && state != daemon.Live && !daemon.Alive(pid) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -251,134 +265,12 @@ func leftBehind(path string, stdout io.Writer) error {
 	if state, _, _ := daemon.Probe(path); state != daemon.Stale {
 		return nil
 	}
-	if err := removeStale(path); err != nil {
-		return withCode(ExitUnknown, fmt.Errorf("stopped, but cannot remove its pidfile %s: %w", path, err))
-	}
-	fmt.Fprintf(stdout, "removed the pidfile %s it left behind\n", path)
-	return nil
-}
-
-// removeStale removes the pidfile if nobody holds it: under our own
-// exclusive lock, so a daemon starting this moment is never robbed of its
-// file.
-func removeStale(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	removed, err := daemon.RemoveStale(path)
 	if err != nil {
-		return bareErr(err)
+		return withCode(ExitUnknown, fmt.Errorf("stopped, but cannot remove its pidfile: %w", err))
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return fmt.Errorf("it is locked again: %w", err)
-	}
-	fi, err1 := f.Stat()
-	now, err2 := os.Stat(path)
-	if err1 != nil || err2 != nil || !os.SameFile(fi, now) {
-		return nil // replaced meanwhile: not ours to remove
-	}
-	if err := os.Remove(path); err != nil {
-		return bareErr(err)
+	if removed {
+		fmt.Fprintf(stdout, "removed the pidfile %s it left behind\n", path)
 	}
 	return nil
-}
-
-// alive reports whether pid exists and is not a zombie waiting for its
-// parent to reap it.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	st, err := procStat(pid)
-	return err != nil || st[0] != "Z"
-}
-
-// procStat returns the fields of /proc/PID/stat after the command name,
-// starting with the state (field 3 of proc(5)).
-func procStat(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, bareErr(err)
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil, errors.New("unreadable /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return nil, errors.New("unreadable /proc stat")
-	}
-	return f, nil
-}
-
-// userHZ is the unit of /proc/PID/stat's start time: USER_HZ, 100 on every
-// Linux architecture Go supports.
-const userHZ = 100
-
-// uptime is how long pid has run: now since boot minus its start since
-// boot (proc(5) field 22).
-func uptime(pid int) (time.Duration, error) {
-	st, err := procStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	if st[0] == "Z" {
-		return 0, errors.New("it has exited")
-	}
-	ticks, err := strconv.ParseUint(st[19], 10, 64)
-	if err != nil {
-		return 0, errors.New("unreadable /proc stat")
-	}
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return 0, bareErr(err)
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, errors.New("unreadable /proc/uptime")
-	}
-	secs, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return 0, errors.New("unreadable /proc/uptime")
-	}
-	up := time.Duration(secs*float64(time.Second)) - time.Duration(ticks)*time.Second/userHZ
-	return max(up, 0), nil
-}
-
-// runs says what the daemon runs, from its command line parsed like ours:
-// "plugin fastpoetry" or "application poetry (two-poems.toml)".
-func runs(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return "command line unreadable"
-	}
-	argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	root := NewRootCommand(io.Discard, io.Discard)
-	cmd, rest, err := root.Traverse(argv[1:])
-	if err == nil && cmd == root {
-		// Traverse parses a command's flags only on its way to a child.
-		err = root.ParseFlags(rest)
-	}
-	if err != nil {
-		return "command line " + strings.Join(argv, " ")
-	}
-	if cmd != root && cmd.GroupID == "plugins" {
-		return "plugin " + cmd.Name()
-	}
-	file := root.Flags().Lookup("application").Value.String()
-	if file == "" {
-		return "command line " + strings.Join(argv, " ")
-	}
-	// The name is the file's: read it where the daemon was started from,
-	// as far as we can tell (its cwd is its run directory).
-	path := file
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(fmt.Sprintf("/proc/%d/cwd", pid), file)
-	}
-	if app, _ := appfile.Load(path); app != nil {
-		return fmt.Sprintf("application %s (%s)", app.Name, file)
-	}
-	return "application " + file
 }

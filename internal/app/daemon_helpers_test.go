@@ -188,3 +188,12 @@ func procIDs(t *testing.T, pid int, key string) []string {
 	t.Fatalf("no %s line in /proc/%d/status", key, pid)
 	return nil
 }
+
+// socketActivated is the command that runs twistd with f as its one
+// systemd socket (fd 3): a shell sets LISTEN_PID to its own pid and execs
+// twistd, as systemd does between fork and exec.
+func socketActivated(t *testing.T, f *os.File, args ...string) *exec.Cmd {
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, testutil.Binary(t)}, args...)...)
+	cmd.ExtraFiles = []*os.File{f}
+	return cmd
+}

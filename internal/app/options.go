@@ -38,7 +38,7 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
 	fs.BoolVarP(&o.NoDaemon, "nodaemon", "n", false, "don't daemonize; log to stdout unless --logfile is given")
 	fs.StringVarP(&o.Logfile, "logfile", "l", "", "log to this file (\"-\" for stdout; default stdout with --nodaemon, twistd.log otherwise)")
-	fs.IntVar(&o.LogMaxSize, "logfile-max-size", 1, "rotate the log file when it reaches this many MiB")
+	fs.IntVar(&o.LogMaxSize, "logfile-max-size", 1, "rotate the log file when it reaches this many MiB (0: never, for logrotate)")
 	fs.IntVar(&o.LogMaxFiles, "logfile-max-files", 10, "number of rotated log files to keep (0 keeps all)")
 	fs.StringVar(&o.Pidfile, "pidfile", "twistd.pid", "name of the pidfile, locked while the daemon runs ('' for none)")
 	fs.StringVarP(&o.Rundir, "rundir", "d", ".", "change to this directory before running; relative --pidfile and --logfile are in it")

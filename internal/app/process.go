@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -87,6 +88,11 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 		}
 	}
 
+	for flag, v := range map[string]string{"uid": opts.UID, "gid": opts.GID} {
+		if n, err := strconv.Atoi(v); err == nil && n < 0 {
+			return nil, usageErrorf("invalid value %q for --%s: must not be negative", v, flag)
+		}
+	}
 	if opts.UID != "" || opts.GID != "" {
 		c, err := daemon.ResolveCredentials(opts.UID, opts.GID, opts.EUID)
 		if err != nil {
@@ -127,6 +133,15 @@ func within(dir, path string) bool {
 func inJail(jail, path string) string {
 	rel, _ := filepath.Rel(jail, path)
 	return "/" + rel
+}
+
+// pathNow is path as this process reaches it: inside the jail once it
+// has chrooted to jail ("" for none).
+func pathNow(jail, path string) string {
+	if jail == "" {
+		return path
+	}
+	return inJail(jail, path)
 }
 
 // bareErr drops *PathError/*SyscallError wrappers whose text repeats what

@@ -32,7 +32,7 @@ func version() string {
 // Main runs the command line and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	root := NewRootCommand(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(joinRunnerValues(root.Flags(), args))
 	err := root.Execute()
 	if err == nil {
 		return ExitOK
@@ -97,16 +97,33 @@ Runner options go before "{{.Name}}" (see twistd --help).
 func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	opts := &Options{}
 	root := &cobra.Command{
-		Use:               "twistd",
-		Short:             "run network plugins as Unix daemons",
-		Version:           version(),
-		TraverseChildren:  true,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		Use:                        "twistd",
+		Short:                      "run network plugins as Unix daemons",
+		Version:                    version(),
+		TraverseChildren:           true,
+		SuggestionsMinimumDistance: 2,
+		SilenceUsage:               true,
+		SilenceErrors:              true,
+		CompletionOptions:          cobra.CompletionOptions{HiddenDefaultCmd: false},
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown plugin %q", args[0])
+				return unknownPlugin(cmd, args[0])
+			}
+			return nil
+		},
+		// Runner flags are parsed on the way to a subcommand, so --help and
+		// --version before a plugin name must be honoured here, before the
+		// plugin runs.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			rf := cmd.Root().Flags()
+			switch {
+			case rf.Changed("help"):
+				cmd.SetOut(stdout)
+				cmd.Help()
+				return withCode(ExitOK, errQuiet)
+			case rf.Changed("version"):
+				printVersion(stdout)
+				return withCode(ExitOK, errQuiet)
 			}
 			return nil
 		},
@@ -134,13 +151,66 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
-	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr))
+	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr), versionCommand(stdout))
 	// cobra's own completion command, described in the voice of the others.
 	root.InitDefaultCompletionCmd()
 	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
 		c.Short = "print a shell completion script (bash, zsh, fish, powershell)"
 	}
 	return root
+}
+
+// printVersion prints what --version prints.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "twistd (the Go twistd) %s\n", version())
+}
+
+// versionCommand is `twistd version`, the same as --version.
+func versionCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			printVersion(stdout)
+			return nil
+		},
+	}
+	cmd.SetUsageTemplate(commandUsage)
+	return cmd
+}
+
+// joinRunnerValues joins a runner flag and a separate value that starts
+// with "-" (--uid -5) into one argument (--uid=-5). cobra's traversal
+// would otherwise take "-5" for a flag and the plugin name for its value,
+// and report the wrong flag. Only the arguments before the plugin name
+// are runner options; those after it are left to the plugin's parser.
+func joinRunnerValues(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			return append(out, args[i:]...)
+		}
+		var f *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="):
+			f = fs.Lookup(a[2:])
+		case len(a) == 2:
+			f = fs.ShorthandLookup(a[1:])
+		}
+		if f == nil || f.NoOptDefVal != "" || i+1 == len(args) {
+			out = append(out, a)
+			continue
+		}
+		if next := args[i+1]; strings.HasPrefix(next, "-") && next != "-" {
+			out = append(out, a+"="+next)
+		} else {
+			out = append(out, a, next)
+		}
+		i++
+	}
+	return out
 }
 
 func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *cobra.Command {
@@ -182,8 +252,20 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 	return cmd
 }
 
-func flagError(_ *cobra.Command, err error) error {
+func flagError(cmd *cobra.Command, err error) error {
+	// `twistd -n fastpoerty --poem x`: the plugin options fail to parse as
+	// runner options only because the plugin name was wrong.
+	if args := cmd.Flags().Args(); cmd == cmd.Root() && len(args) > 0 {
+		return unknownPlugin(cmd, args[0])
+	}
 	return usageErrorf("%s", flagMessage(err))
+}
+
+func unknownPlugin(root *cobra.Command, name string) error {
+	if near := root.SuggestionsFor(name); len(near) > 0 {
+		return usageErrorf("unknown plugin %q; did you mean %s?", name, strings.Join(near, " or "))
+	}
+	return usageErrorf("unknown plugin %q", name)
 }
 
 // runnerFlag returns how the user spelled an unknown plugin flag that is

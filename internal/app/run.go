@@ -29,6 +29,7 @@ type runner struct {
 	opts   *Options
 	proc   *process // validated process settings (paths, ids, umask)
 	name   string   // application name: the plugin or application file's
+	runs   string   // what runs, for the daemon record: "plugin echo", "application poetry (FILE)"
 	out    *logging.SwitchWriter
 	log    *slog.Logger
 	root   *service.Collection
@@ -49,10 +50,10 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 		return nil, usageErrorf("invalid value %q for --start-timeout: must be positive", opts.StartWait)
 	}
 	if opts.MaxConnections < 0 {
-		return nil, usageErrorf("invalid value %d for --max-connections: must not be negative", opts.MaxConnections)
+		return nil, usageErrorf("invalid value \"%d\" for --max-connections: must not be negative", opts.MaxConnections)
 	}
-	if opts.LogMaxSize <= 0 {
-		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be at least 1 (MiB)", opts.LogMaxSize)
+	if opts.LogMaxSize < 0 || opts.LogMaxSize > logging.MaxSizeMB {
+		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be 0 (no rotation) to %d (MiB)", opts.LogMaxSize, logging.MaxSizeMB)
 	}
 	if opts.LogMaxFiles < 0 {
 		return nil, usageErrorf("invalid value %d for --logfile-max-files: must not be negative", opts.LogMaxFiles)
@@ -61,7 +62,7 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{opts: opts, proc: proc, name: name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
+	r := &runner{opts: opts, proc: proc, name: name, runs: "plugin " + name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
 	// The journal and syslog stamp lines themselves and read a <priority>
 	// prefix instead of our level words' position.
 	journal := opts.Syslog || (proc.logfile == "" && logging.IsJournal(os.Stdout))
@@ -124,9 +125,13 @@ func (r *runner) run() error {
 	if err := os.Chdir(r.proc.rundir); err != nil {
 		return r.early(fmt.Errorf("rundir %s: %w", r.proc.rundir, bareErr(err)))
 	}
+	owner := -1
+	if r.proc.creds.Requested() && os.Geteuid() == 0 {
+		owner = r.proc.creds.UID
+	}
 	sink, err := logging.Open(logging.Config{
 		File: r.proc.logfile, MaxSizeMB: r.opts.LogMaxSize, MaxFiles: r.opts.LogMaxFiles,
-		Syslog: r.opts.Syslog, Prefix: r.opts.Prefix,
+		Syslog: r.opts.Syslog, Prefix: r.opts.Prefix, Owner: owner,
 	}, r.stdout)
 	if err != nil {
 		return r.early(err)
@@ -144,7 +149,7 @@ func (r *runner) run() error {
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))
 
-	if r.proc.creds.Requested() && os.Geteuid() == 0 {
+	if owner >= 0 {
 		// Give the log to the target user now, while we may: lumberjack
 		// must rename and recreate it after the drop.
 		if err := sink.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
@@ -157,15 +162,15 @@ func (r *runner) run() error {
 	}
 	defer r.releasePidfile(pid)
 
-	ctx := reactor.WithMaxConnections(context.Background(), r.opts.MaxConnections)
-	if err := r.root.PrivilegedStart(ctx); err != nil {
-		return r.startFailed(err)
-	}
-	if err := r.confine(pid); err != nil {
-		return r.startFailed(errors.Join(err, r.root.Stop(ctx)))
-	}
-	if err := r.root.Start(ctx); err != nil {
-		return r.startFailed(err)
+	// Start-up runs beside the signal loop, so a SIGTERM while a service
+	// is stuck starting abandons it instead of waiting.
+	base := reactor.WithMaxConnections(service.WithGrace(context.Background(), r.opts.Grace), r.opts.MaxConnections)
+	ctx, abandon := context.WithCancelCause(base)
+	defer abandon(nil)
+	started := make(chan error, 1)
+	go func() { started <- r.start(ctx) }()
+	if err := r.awaitStart(sigs, started, abandon); err != nil {
+		return err
 	}
 	r.log.Info("started")
 	r.ready()
@@ -186,6 +191,56 @@ func (r *runner) run() error {
 	return r.stop(sigs)
 }
 
+// start binds every listener, confines the process and starts the
+// services: everything between taking the pidfile and being ready.
+func (r *runner) start(ctx context.Context) error {
+	if err := r.root.PrivilegedStart(ctx); err != nil {
+		return err
+	}
+	if err := r.confine(); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Grace)
+		defer cancel()
+		return errors.Join(err, r.root.Stop(stopCtx))
+	}
+	// The process now runs as the user it keeps (see logging.Sink).
+	if err := r.sink.StartRotation(); err != nil {
+		r.log.Warn("log file: " + err.Error())
+	}
+	return r.root.Start(ctx)
+}
+
+// awaitStart waits for start to finish. A stop signal meanwhile abandons
+// it: the services already started are stopped under --grace (the
+// collection unwinds itself once the stuck Start returns; a Start that
+// never returns is left behind when the process exits).
+func (r *runner) awaitStart(sigs <-chan os.Signal, started <-chan error, abandon context.CancelCauseFunc) error {
+	for {
+		select {
+		case err := <-started:
+			if err != nil {
+				return r.startFailed(err)
+			}
+			return nil
+		case sig := <-sigs:
+			if r.reopens(sig) {
+				r.reopenLog(sig)
+				continue
+			}
+			why := fmt.Errorf("start-up abandoned: received %s", signalName(sig))
+			r.log.Warn(why.Error() + "; stopping what was started")
+			abandon(why)
+			select {
+			case <-started:
+			case <-time.After(r.opts.Grace):
+				ctx, cancel := context.WithTimeout(context.Background(), r.opts.Grace)
+				r.root.Stop(ctx)
+				cancel()
+			}
+			return r.startFailed(why)
+		}
+	}
+}
+
 // takePidfile claims the pidfile (nil when disabled) and, when privileges
 // will be dropped, gives it to the target user so the daemon can still
 // rewrite it.
@@ -199,6 +254,9 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 	}
 	if pid.Previous != "" {
 		r.log.Warn(fmt.Sprintf("replaced pidfile %s holding %s", pid.Path(), pid.Previous))
+	}
+	if err := pid.Record(daemon.Info{Pid: os.Getpid(), Runs: r.runs, Started: time.Now(), Version: version()}); err != nil {
+		r.log.Warn(err.Error() + "; twistd status will not say what runs")
 	}
 	if r.proc.creds.Requested() && os.Geteuid() == 0 {
 		if err := pid.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
@@ -217,16 +275,14 @@ func (r *runner) releasePidfile(pid *daemon.Pidfile) {
 
 // confine applies --chroot and then --uid/--gid, after every listener is
 // bound and before any service starts.
-func (r *runner) confine(pid *daemon.Pidfile) error {
+func (r *runner) confine() error {
 	if dir := r.proc.chroot; dir != "" {
 		if err := daemon.Chroot(dir); err != nil {
 			return err
 		}
-		// The pidfile and log are inside the jail (checked at start-up);
-		// from now on they are reached by their path inside it.
-		if pid != nil {
-			pid.Rebase(inJail(dir, pid.Path()))
-		}
+		// The log is inside the jail (checked at start-up); from now on it
+		// is reopened by its path inside it. The pidfile is removed through
+		// the directory it holds open.
 		if p := r.sink.Path(); p != "" {
 			if err := r.sink.Rebase(inJail(dir, p)); err != nil {
 				return fmt.Errorf("log file after chroot: %w", err)
@@ -251,8 +307,8 @@ func (r *runner) confine(pid *daemon.Pidfile) error {
 	}
 	r.log.Info(fmt.Sprintf("%s %s, groups %v", what, c, c.Groups))
 	// Say now, not at shutdown, what the dropped daemon will not manage.
-	if pid != nil && !daemon.DirWritable(pid.Path()) {
-		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: the pidfile will be left behind (unlocked, so stale) at exit", pid.Path(), c))
+	if p := r.proc.pidfile; p != "" && !daemon.DirWritable(pathNow(r.proc.chroot, p)) {
+		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: the pidfile will be left behind (unlocked, so stale) at exit", p, c))
 	}
 	if p := r.sink.Path(); p != "" && !daemon.DirWritable(p) {
 		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: rotation and reopen on SIGUSR1 will fail", p, c))

@@ -100,9 +100,7 @@ func TestSystemdSocketActivation(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	defer f.Close()
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
-		testutil.Binary(t), "-n", "fastpoetry", "--port", "systemd:domain=INET:index=0", "--poem", "poem.txt")
-	cmd.ExtraFiles = []*os.File{f}
+	cmd := socketActivated(t, f, "-n", "fastpoetry", "--port", "systemd:domain=INET:index=0", "--poem", "poem.txt")
 	p := testutil.StartCmd(t, cmd, dir)
 	p.WaitFor(t, "listening on "+addr, 10*time.Second)
 	if got := fetch(t, addr); got != testPoem {

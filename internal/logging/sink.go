@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // Config says where log lines go.
@@ -15,20 +13,24 @@ type Config struct {
 	// File is the log file path; "-" or "" means stdout.
 	File string
 	// MaxSizeMB is the size at which the file is rotated (lumberjack counts
-	// whole MiB; twistd rotates at 1,000,000 bytes).
+	// whole MiB; twistd rotates at 1,000,000 bytes); 0 means never (for
+	// logrotate).
 	MaxSizeMB int
 	// MaxFiles is how many rotated files are kept; 0 keeps all.
 	MaxFiles int
 	// Syslog sends lines to the local syslog instead, tagged Prefix.
 	Syslog bool
 	Prefix string
+	// Owner is the user the daemon will run as (-1: the current one): a
+	// log file it owns is accepted, any other user's refused.
+	Owner int
 }
 
 // Sink is an open log destination.
 type Sink struct {
 	io.Writer
-	file   *lumberjack.Logger // nil unless logging to a file
-	closer io.Closer          // syslog connection
+	file   *logFile  // nil unless logging to a file
+	closer io.Closer // syslog connection
 }
 
 // Open opens the destination. For a file it checks at once that the file
@@ -45,17 +47,11 @@ func Open(c Config, stdout io.Writer) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log file %s: %w", c.File, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := openLogFile(path, c.MaxSizeMB, c.MaxFiles, c.Owner)
 	if err != nil {
-		return nil, fmt.Errorf("log file %s: %w", path, pathErr(err))
+		return nil, err
 	}
-	f.Close()
-	size := c.MaxSizeMB
-	if size <= 0 {
-		size = 1
-	}
-	lj := &lumberjack.Logger{Filename: path, MaxSize: size, MaxBackups: c.MaxFiles}
-	return &Sink{Writer: lj, file: lj}, nil
+	return &Sink{Writer: f, file: f}, nil
 }
 
 // Path is the log file's path, or "" when not logging to a file.
@@ -63,20 +59,29 @@ func (s *Sink) Path() string {
 	if s.file == nil {
 		return ""
 	}
-	return s.file.Filename
+	s.file.mu.Lock()
+	defer s.file.mu.Unlock()
+	return s.file.path
 }
 
 // Reopen makes the next line go to a file opened afresh by name: after
 // logrotate (or an operator) moved the file away, lines land in a new file
-// at the path instead of the moved one. lumberjack has no reopen; its
-// Close does exactly this, because Write reopens a closed Logger by name
-// (appending if a file is there, creating one if not). It reports whether
-// there was a file to reopen.
+// at the path instead of the moved one. It reports whether there was a
+// file to reopen.
 func (s *Sink) Reopen() (bool, error) {
 	if s.file == nil {
 		return false, nil
 	}
-	return true, s.file.Close()
+	return true, s.file.reopen()
+}
+
+// StartRotation lets the log rotate by size; call it once the process runs
+// as the user it keeps (see logFile).
+func (s *Sink) StartRotation() error {
+	if s.file == nil {
+		return nil
+	}
+	return s.file.startRotation()
 }
 
 // Chown gives the log file to uid/gid (-1 keeps one unchanged) before the
@@ -86,21 +91,16 @@ func (s *Sink) Chown(uid, gid int) error {
 	if s.file == nil {
 		return nil
 	}
-	if err := os.Chown(s.file.Filename, uid, gid); err != nil {
-		return fmt.Errorf("log file %s: %w", s.file.Filename, pathErr(err))
-	}
-	return nil
+	return s.file.chown(uid, gid)
 }
 
 // Rebase changes the path the file is reopened and rotated by, after a
-// chroot moved the old absolute path. Call it before other goroutines log.
+// chroot moved the old absolute path.
 func (s *Sink) Rebase(path string) error {
 	if s.file == nil {
 		return nil
 	}
-	err := s.file.Close()
-	s.file.Filename = path
-	return err
+	return s.file.rebase(path)
 }
 
 // OpenAppend opens the current log file for appending, for the daemon's
@@ -109,7 +109,7 @@ func (s *Sink) OpenAppend() (*os.File, error) {
 	if s.file == nil {
 		return nil, errors.New("not logging to a file")
 	}
-	return os.OpenFile(s.file.Filename, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	return s.file.openAppend()
 }
 
 // Close closes the file or syslog connection, if any.
@@ -120,7 +120,7 @@ func (s *Sink) Close() error {
 	if s.file == nil {
 		return nil
 	}
-	return s.file.Close()
+	return s.file.close()
 }
 
 // pathErr drops the *PathError wrapper whose path the caller already shows.

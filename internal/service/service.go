@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Service is one long-lived part of an application.
@@ -110,6 +111,29 @@ func (c *Collection) Lookup(name string) (Service, bool) {
 	return nil, false
 }
 
+type graceKey struct{}
+
+// WithGrace returns a ctx for PrivilegedStart and Start that bounds the
+// unwinding after a failed start: the children already started are
+// stopped under this grace, as a shutdown would stop them. Without it the
+// unwind waits for them without limit.
+func WithGrace(ctx context.Context, grace time.Duration) context.Context {
+	return context.WithValue(ctx, graceKey{}, grace)
+}
+
+// unwind stops c after a failed start. The start's own ctx may be
+// cancelled already (a signal abandoned the start-up), so the stop gets a
+// fresh deadline from the grace ctx carries.
+func (c *Collection) unwind(ctx context.Context) error {
+	stopCtx := context.WithoutCancel(ctx)
+	if grace, ok := ctx.Value(graceKey{}).(time.Duration); ok {
+		var cancel context.CancelFunc
+		stopCtx, cancel = context.WithTimeout(stopCtx, grace)
+		defer cancel()
+	}
+	return c.Stop(stopCtx)
+}
+
 // PrivilegedStart runs the privileged phase of every child in order. On a
 // failure the collection is stopped (so sockets already bound close) and
 // the error is returned.
@@ -120,7 +144,7 @@ func (c *Collection) PrivilegedStart(ctx context.Context) error {
 			continue
 		}
 		if err := ps.PrivilegedStart(ctx); err != nil {
-			return errors.Join(err, c.Stop(context.WithoutCancel(ctx)))
+			return errors.Join(err, c.unwind(ctx))
 		}
 	}
 	return nil
@@ -131,8 +155,12 @@ func (c *Collection) PrivilegedStart(ctx context.Context) error {
 // PrivilegedStart took) and the returned error includes the stop errors.
 func (c *Collection) Start(ctx context.Context) error {
 	for _, s := range c.Services() {
+		if ctx.Err() != nil {
+			// Abandoned (a signal during start-up): start nothing more.
+			return errors.Join(context.Cause(ctx), c.unwind(ctx))
+		}
 		if err := s.Start(ctx); err != nil {
-			return errors.Join(err, c.Stop(context.WithoutCancel(ctx)))
+			return errors.Join(err, c.unwind(ctx))
 		}
 		c.log.Info("started "+label(s), "system", c.name)
 	}

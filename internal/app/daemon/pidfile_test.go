@@ -45,10 +45,30 @@ func TestAcquireWritesPidAndLocks(t *testing.T) {
 	}
 }
 
-func TestAcquireReplacesStaleAndGarbage(t *testing.T) {
+// Content other than a pid is someone else's file: refused, untouched,
+// and never quoted back.
+func TestAcquireRefusesGarbage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.pid")
+	const secret = "root:$y$j9T$secret:19000:0:99999:7:::\n"
+	os.WriteFile(path, []byte(secret), 0o600)
+	_, err := Acquire(path, 0o644)
+	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "holds something other than a pid") {
+		t.Fatalf("Acquire: %v", err)
+	}
+	if _, _, err := Probe(path); err == nil {
+		t.Fatal("Probe accepted a file that is not a pidfile")
+	}
+	if removed, err := RemoveStale(path); removed || err == nil {
+		t.Fatalf("RemoveStale = %v, %v", removed, err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != secret {
+		t.Fatalf("file changed: %q", b)
+	}
+}
+
+func TestAcquireReplacesStale(t *testing.T) {
 	for _, tc := range []struct{ old, want string }{
 		{"999999999\n", "stale pid 999999999 (no such process)"},
-		{"hello world", `garbage "hello world"`},
 		{"", ""},
 	} {
 		path := filepath.Join(t.TempDir(), "t.pid")
