@@ -37,6 +37,9 @@ func TestStatusAndStopDaemon(t *testing.T) {
 
 	pid := startDaemon(t, dir, filepath.Join(dir, "p.pid"), "--pidfile", "p.pid", "--logfile", "d.log", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "p.txt")
 	ctl(t, dir, 0, fmt.Sprintf(`^twistd is running: pid %d, up \d+s, plugin fastpoetry\n$`, pid), "status", "--pidfile", "p.pid")
+	// From elsewhere, with --rundir as the runner takes it.
+	ctl(t, t.TempDir(), 0, fmt.Sprintf(`^twistd is running: pid %d,`, pid), "status", "--rundir", dir, "--pidfile", "p.pid")
+	ctl(t, t.TempDir(), 0, fmt.Sprintf(`^twistd is running: pid %d,`, pid), "status", "-d", dir, "--pidfile", "p.pid")
 	// The runner's own --pidfile before the command works too.
 	ctl(t, dir, 0, fmt.Sprintf(`^twistd is running: pid %d,`, pid), "--pidfile", "p.pid", "status")
 
