@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -593,4 +594,28 @@ func TestEveryPluginParses(t *testing.T) {
 			t.Errorf("%s --help does not name the plugin", m.Name)
 		}
 	}
+}
+
+// A plain `go build` (no -X from the Makefile) still says which revision
+// it is.
+func TestVersionOfPlainBuild(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("skipped: needs git for the go command's VCS stamp")
+	}
+	if err := exec.Command("git", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skip("skipped: not in a git checkout")
+	}
+	bin := filepath.Join(t.TempDir(), "twistd")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^twistd \(the Go twistd\) (v\d+\.\d+\.\d+\S*|dev \([0-9a-f]{7}(, modified)?\))\n$`).Match(out) {
+		t.Fatalf("--version of a plain build: %q", out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -23,10 +24,45 @@ func version() string {
 	if Version != "" {
 		return Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
 	}
-	return "dev"
+	return buildVersion(bi)
+}
+
+var pseudoVersion = regexp.MustCompile(`-(0\.)?\d{14}-[0-9a-f]{12}(\+dirty)?$`)
+
+// buildVersion is the version a plain `go build` or `go install` records:
+// the module version when built from a tagged module, else "dev" with the
+// VCS revision the go command stamped ("dev (741818a, modified)").
+func buildVersion(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	// Since Go 1.24 a build from a checkout is stamped with a pseudo-version
+	// (v0.0.0-20261204191032-947ed86c356f+dirty), which names no release.
+	if v != "" && v != "(devel)" && !pseudoVersion.MatchString(v) {
+		if base, ok := strings.CutSuffix(v, "+dirty"); ok {
+			return base + " (modified)"
+		}
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	rev = rev[:min(len(rev), 7)]
+	if modified == "true" {
+		return "dev (" + rev + ", modified)"
+	}
+	return "dev (" + rev + ")"
 }
 
 // Main runs the command line and returns the process exit code.
