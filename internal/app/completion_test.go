@@ -3,6 +3,7 @@ package app_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,10 +41,17 @@ func TestBashCompletion(t *testing.T) {
 		t.Skip("skipped: bash-completion (Debian package bash-completion) not installed")
 	}
 	bin := testutil.Binary(t)
+	// Only the .toml file is offered; the poem beside it is not.
+	apps := t.TempDir()
+	os.WriteFile(filepath.Join(apps, "two-poems.toml"), nil, 0o644)
+	os.WriteFile(filepath.Join(apps, "three.txt"), nil, 0o644)
 	for line, want := range map[string]string{
-		bin + " fast":            "fastpoetry",
-		bin + " fastpoetry --po": "--port --poem",
-		bin + " --logfile-max-f": "--logfile-max-files",
+		bin + " fast":              "fastpoetry",
+		bin + " fastpoetry --po":   "--port --poem",
+		bin + " --logfile-max-f":   "--logfile-max-files",
+		bin + " --uid nob":         "nobody",
+		bin + " -g nogr":           "nogroup",
+		bin + " -y " + apps + "/t": apps + "/two-poems.toml",
 	} {
 		script := `source ` + lib + `; source <("$BIN" completion bash)
 read -a COMP_WORDS <<< "$LINE"; COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMP_LINE="$LINE"; COMP_POINT=${#LINE}

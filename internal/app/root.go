@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -183,6 +184,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	opts.registerApp(root.Flags())
 	root.Flags().BoolP("help", "h", false, "show this help")
 	root.Flags().Bool("version", false, "show the version")
+	registerCompletions(root)
 
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
@@ -194,6 +196,39 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		c.Short = "print a shell completion script (bash, zsh, fish, powershell)"
 	}
 	return root
+}
+
+// registerCompletions tells the shells what the runner's values are:
+// application files are TOML, --uid and --gid take user and group names.
+func registerCompletions(root *cobra.Command) {
+	root.RegisterFlagCompletionFunc("application", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"toml"}, cobra.ShellCompDirectiveFilterFileExt
+	})
+	names := func(file string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return func(_ *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+			return accountNames(file, prefix), cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	root.RegisterFlagCompletionFunc("uid", names("/etc/passwd"))
+	root.RegisterFlagCompletionFunc("gid", names("/etc/group"))
+}
+
+// accountNames lists the names in an /etc/passwd-style file that start
+// with prefix. os/user cannot enumerate; NSS-only accounts (LDAP) are
+// not offered, but are still accepted.
+func accountNames(file, prefix string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if ok && name != "" && !strings.HasPrefix(name, "#") && !strings.HasPrefix(name, "+") && strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // printVersion prints what --version prints.
