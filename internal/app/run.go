@@ -38,6 +38,9 @@ type runner struct {
 
 	sink   *logging.Sink
 	status *daemon.Status // the parent's status pipe, in the daemon child
+
+	health  *health
+	metrics *runnerMetrics // nil without --metrics
 }
 
 // newRunner checks the runner options and sets up logging to stderr until
@@ -68,6 +71,16 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	journal := opts.Syslog || (proc.logfile == "" && logging.IsJournal(os.Stdout))
 	r.log = slog.New(logging.NewTextHandler(r.out, &logging.Options{Journal: journal}))
 	r.root = service.NewCollection(name, r.log)
+	r.health = newHealth()
+	if opts.Metrics != "" {
+		ep, err := reactor.ParseEndpoint(opts.Metrics)
+		if err != nil {
+			return nil, usageErrorf("invalid value %q for --metrics: %v", opts.Metrics, err)
+		}
+		r.metrics = newRunnerMetrics()
+		// First in the tree: bound with the others, stopped last.
+		r.root.Add(newObserver(ep, r.health, r.metrics.reg, r.log))
+	}
 	return r, nil
 }
 
@@ -174,22 +187,42 @@ func (r *runner) run() error {
 	}
 	r.log.Info("started")
 	r.ready()
+	r.health.ready.Store(true)
 	stopWatchdog := r.watchdog()
 
-	for sig := range sigs {
-		if r.reopens(sig) {
-			r.reopenLog(sig)
-			continue
-		}
-		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
-		break
-	}
+	sig := r.serve(sigs)
+	r.health.ready.Store(false)
+	r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
 	stopWatchdog()
 	if _, err := daemon.Notify("STOPPING=1"); err != nil {
 		r.log.Warn(err.Error())
 	}
 	return r.stop(sigs)
 }
+
+// serve is the lifecycle loop while the services run: it reopens the log
+// on its signals, answers health pings, and returns the signal that asks
+// for a stop.
+func (r *runner) serve(sigs <-chan os.Signal) os.Signal {
+	for {
+		select {
+		case sig := <-sigs:
+			if !r.reopens(sig) {
+				return sig
+			}
+			if stallHook && sig == syscall.SIGUSR1 {
+				select {} // a lifecycle loop stuck for good, for the tests of health
+			}
+			r.reopenLog(sig)
+		case reply := <-r.health.ping:
+			r.health.answer(reply)
+		}
+	}
+}
+
+// stallHook (TWISTD_TESTHOOK_STALL=1) makes SIGUSR1 block the lifecycle
+// loop for ever, so tests can see /healthz and the watchdog notice.
+var stallHook = os.Getenv("TWISTD_TESTHOOK_STALL") == "1"
 
 // start binds every listener, confines the process and starts the
 // services: everything between taking the pidfile and being ready.
@@ -221,6 +254,8 @@ func (r *runner) awaitStart(sigs <-chan os.Signal, started <-chan error, abandon
 				return r.startFailed(err)
 			}
 			return nil
+		case reply := <-r.health.ping:
+			r.health.answer(reply)
 		case sig := <-sigs:
 			if r.reopens(sig) {
 				r.reopenLog(sig)
@@ -352,6 +387,12 @@ func (r *runner) watchdog() func() {
 		for {
 			select {
 			case <-t.C:
+				// Only a lifecycle loop that answers is well: a stuck one
+				// stops the pings, and systemd restarts the service.
+				if !r.health.alive(every / 2) {
+					r.log.Warn("lifecycle loop does not answer; not pinging the systemd watchdog")
+					continue
+				}
 				if _, err := daemon.Notify("WATCHDOG=1"); err != nil {
 					r.log.Warn(err.Error())
 				}
@@ -376,6 +417,9 @@ func (r *runner) reopens(sig os.Signal) bool {
 // loses nothing.
 func (r *runner) reopenLog(sig os.Signal) {
 	name := signalName(sig)
+	if r.metrics != nil {
+		r.metrics.logReopens.Inc()
+	}
 	ok, err := r.sink.Reopen()
 	if err != nil {
 		r.log.Warn(name + ": closing the log file: " + err.Error())
@@ -403,6 +447,8 @@ func (r *runner) stop(sigs <-chan os.Signal) error {
 	go func() {
 		for {
 			select {
+			case reply := <-r.health.ping:
+				r.health.answer(reply)
 			case s := <-sigs:
 				if r.reopens(s) {
 					r.reopenLog(s)
