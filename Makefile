@@ -19,7 +19,7 @@ INSTALLED = $(BINDIR)/twistd $(addprefix $(MANDIR)/man1/,$(notdir $(wildcard man
 	$(DATADIR)/fish/vendor_completions.d/twistd.fish $(DATADIR)/twistd/poem.txt \
 	$(addprefix $(UNITDIR)/,$(notdir $(wildcard configs/systemd/*)))
 
-.PHONY: build run test test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean \
+.PHONY: build run test deps test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean \
 	completion install uninstall
 
 build:
@@ -57,8 +57,13 @@ uninstall:
 run: build
 	./$(BIN) --nodaemon --logfile - fastpoetry --port $(PORT) --iface 127.0.0.1 --poem configs/poem.txt
 
-test: lint
+# Installs the test dependencies first where it can (root on Debian), or
+# names the missing ones; tests whose client is missing skip.
+test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+deps:
+	@tools/deps.sh || echo "deps: installing failed; the tests that need what is missing will skip"
 
 test-short:
 	$(GO) test -count=1 ./...

@@ -74,6 +74,16 @@ func TestMakeInstall(t *testing.T) {
 		}
 	}
 
+	// bash-completion finds the script by itself where XDG_DATA_DIRS says
+	// (by default /usr/local/share:/usr/share), with nothing sourced by hand.
+	if lib := "/usr/share/bash-completion/bash_completion"; executable("/bin/bash") && fileExists(lib) {
+		script := `source ` + lib + ` && __load_completion twistd && complete -p twistd`
+		out := installCmd(t, []string{"HOME=" + tmp, "XDG_DATA_DIRS=" + filepath.Join(prefix, "share")}, "/bin/bash", "-c", script)
+		if !bytes.Contains(out, []byte("__start_twistd")) {
+			t.Errorf("bash-completion did not load the installed script: %q", out)
+		}
+	}
+
 	pages, _ := filepath.Glob("../../man/*.1")
 	man, manErr := exec.LookPath("man")
 	for _, p := range pages {
@@ -133,6 +143,11 @@ func TestMakeInstall(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // The shipped units listen on loopback only and hold no secret: a unit is
