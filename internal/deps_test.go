@@ -37,7 +37,7 @@ var rooms = []room{
 		"application files: services built by the registry's makers"},
 	{"internal/app/daemon", nil, nil, "Unix specifics of the runner: nothing of ours below them"},
 	{"internal/logging", nil, nil, "slog handlers: plugins and the reactor only ever call slog"},
-	{"internal/service", nil, nil, "the service model, imported by everyone, so it imports nothing"},
+	{"internal/service", nil, []string{"internal/testutil"}, "the service model, imported by everyone, so it imports nothing"},
 	{"internal/reactor", []string{"internal/service"}, []string{"internal/testutil"},
 		"the networking core: never plugins or the runner"},
 	{"internal/plugins", []string{"internal/service", "internal/reactor"}, nil, "the registry"},
