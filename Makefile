@@ -45,7 +45,7 @@ install: build completion
 	install -m 644 $(COMPLETIONS)/twistd.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/twistd.fish
 	install -m 644 configs/poem.txt $(DESTDIR)$(DATADIR)/twistd/poem.txt
 	@set -e; for u in configs/systemd/*; do \
-	  echo "install -m 644 $$u $(DESTDIR)$(UNITDIR)/ (paths for PREFIX $(PREFIX))"; \
+	  echo "$$u -> $(DESTDIR)$(UNITDIR)/ (naming $(BINDIR)/ and $(DATADIR)/)"; \
 	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/|$(DATADIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; \
 	  chmod 644 $(DESTDIR)$(UNITDIR)/$${u##*/}; \
 	done
