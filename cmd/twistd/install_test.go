@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,7 +190,14 @@ func TestUnitsListenOnLoopback(t *testing.T) {
 					if a == "--iface" && (i+1 == len(f) || !loopback(f[i+1])) {
 						t.Errorf("%s:%d: %s", u, n, line)
 					}
-					if a == "--port" && i+1 < len(f) && !strings.HasPrefix(f[i+1], "systemd:") && !strings.Contains(v, "--iface") {
+					if a != "--port" || i+1 == len(f) || strings.HasPrefix(f[i+1], "systemd:") {
+						continue
+					}
+					if _, iface, ok := strings.Cut(f[i+1], "interface="); ok {
+						if iface, _, _ = strings.Cut(iface, ":"); !loopback(iface) {
+							t.Errorf("%s:%d: --port %s is not on loopback", u, n, f[i+1])
+						}
+					} else if !slices.Contains(f, "--iface") {
 						t.Errorf("%s:%d: --port without --iface 127.0.0.1: %s", u, n, line)
 					}
 				}
