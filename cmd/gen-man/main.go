@@ -68,30 +68,47 @@ func generate(dir string, root *cobra.Command) error {
 
 // setSynopses writes each page's SYNOPSIS line. Runner options go before a
 // plugin's name, so a plugin's line shows both kinds; a command such as
-// stop takes only its own options (and keeps its arguments: check [FILE]).
-// cobra prints a child's synopsis as the root's name followed by the
-// child's Use with its name replaced by the display name, which is how
-// "[runner options]" gets in front of the plugin name.
+// stop, or one below a plugin, takes only its own options (and keeps its
+// arguments: check [FILE]). cobra prints a child's synopsis as the root's
+// name followed by the child's Use with its name replaced by the display
+// name, which is how "[runner options]" gets in front of the plugin name.
 func setSynopses(root *cobra.Command) {
 	root.Use = "twistd [runner options] PLUGIN [plugin options]"
 	root.DisableFlagsInUseLine = true
 	for _, c := range root.Commands() {
-		c.DisableFlagsInUseLine = true
-		args := strings.TrimSpace(strings.TrimPrefix(c.Use, c.Name()))
-		if _, plugin := plugins.Lookup(c.Name()); plugin {
-			c.Use = strings.TrimSpace(c.Name() + " [plugin options] " + args)
-			if c.Annotations == nil {
-				c.Annotations = map[string]string{}
-			}
-			c.Annotations[cobra.CommandDisplayNameAnnotation] = "[runner options] " + c.Name()
+		if _, plugin := plugins.Lookup(c.Name()); !plugin {
+			setCommandSynopses(c)
 			continue
 		}
-		use := c.Name()
-		if hasOptions(c) {
-			use += " [options]"
+		c.DisableFlagsInUseLine = true
+		c.Use = strings.TrimSpace(c.Name() + " [plugin options] " + argsOf(c))
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
 		}
-		c.Use = strings.TrimSpace(use + " " + args)
+		c.Annotations[cobra.CommandDisplayNameAnnotation] = "[runner options] " + c.Name()
+		for _, sub := range c.Commands() {
+			setCommandSynopses(sub)
+		}
 	}
+}
+
+// setCommandSynopses gives c and the commands below it the synopsis
+// "NAME [options] ARGS" ("[options]" only when there are some).
+func setCommandSynopses(c *cobra.Command) {
+	c.DisableFlagsInUseLine = true
+	use := c.Name()
+	if hasOptions(c) {
+		use += " [options]"
+	}
+	c.Use = strings.TrimSpace(use + " " + argsOf(c))
+	for _, sub := range c.Commands() {
+		setCommandSynopses(sub)
+	}
+}
+
+// argsOf is what c's Use says after the command's name: "[FILE]".
+func argsOf(c *cobra.Command) string {
+	return strings.TrimSpace(strings.TrimPrefix(c.Use, c.Name()))
 }
 
 // hasOptions tells whether c takes a flag of its own besides --help.

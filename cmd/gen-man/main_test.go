@@ -107,13 +107,22 @@ func TestNewCommandGetsItsPage(t *testing.T) {
 	reload := &cobra.Command{Use: "reload [FILE]", Short: "reload", Run: func(*cobra.Command, []string) {}}
 	reload.Flags().String("pidfile", "", "the pidfile")
 	root.AddCommand(reload)
+	ftp, _, err := root.Find([]string{"ftp-lite"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwd := &cobra.Command{Use: "passwd USER", Short: "write a password file entry", Run: func(*cobra.Command, []string) {}}
+	passwd.Flags().String("file", "", "the password file")
+	ftp.AddCommand(passwd)
 	dir := t.TempDir()
 	if err := generate(dir, root); err != nil {
 		t.Fatal(err)
 	}
 	for page, want := range map[string]string{
-		"twistd-version.1": "twistd version",
-		"twistd-reload.1":  "twistd reload [options] [FILE]",
+		"twistd-version.1":         "twistd version",
+		"twistd-reload.1":          "twistd reload [options] [FILE]",
+		"twistd-ftp-lite-passwd.1": "twistd ftp-lite passwd [options] USER",
+		"twistd-ftp-lite.1":        "twistd [runner options] ftp-lite [plugin options]",
 	} {
 		if got := checkPage(t, filepath.Join(dir, page)); got != want {
 			t.Errorf("%s: synopsis %q, want %q", page, got, want)
