@@ -6,17 +6,64 @@ PORT    ?= 10000
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/twistd-go/twistd/internal/app.Version=$(VERSION)
 
-.PHONY: build run test test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean
+# Where `make install` puts things; DESTDIR stages the tree elsewhere (for a
+# package), while the paths written into the units stay those below.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONS = $(dir $(BIN))completion
+INSTALLED = $(BINDIR)/twistd $(addprefix $(MANDIR)/man1/,$(notdir $(wildcard man/*.1))) \
+	$(DATADIR)/bash-completion/completions/twistd $(DATADIR)/zsh/site-functions/_twistd \
+	$(DATADIR)/fish/vendor_completions.d/twistd.fish $(DATADIR)/twistd/poem.txt \
+	$(addprefix $(UNITDIR)/,$(notdir $(wildcard configs/systemd/*)))
+
+.PHONY: build run test deps test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean \
+	completion install uninstall
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/twistd
+
+# Shell completion scripts, written by the built binary itself, so they
+# know its plugins and flags.
+completion: build
+	@mkdir -p $(COMPLETIONS)
+	$(abspath $(BIN)) completion bash > $(COMPLETIONS)/twistd.bash
+	$(abspath $(BIN)) completion zsh > $(COMPLETIONS)/_twistd
+	$(abspath $(BIN)) completion fish > $(COMPLETIONS)/twistd.fish
+
+# The binary, man pages, completion for bash, zsh and fish, the example
+# poem and the systemd units (their /usr/local paths rewritten for PREFIX).
+install: build completion
+	install -d $(addprefix $(DESTDIR),$(BINDIR) $(MANDIR)/man1 $(DATADIR)/bash-completion/completions \
+	  $(DATADIR)/zsh/site-functions $(DATADIR)/fish/vendor_completions.d $(DATADIR)/twistd $(UNITDIR))
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/twistd
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(COMPLETIONS)/twistd.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/twistd
+	install -m 644 $(COMPLETIONS)/_twistd $(DESTDIR)$(DATADIR)/zsh/site-functions/_twistd
+	install -m 644 $(COMPLETIONS)/twistd.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/twistd.fish
+	install -m 644 configs/poem.txt $(DESTDIR)$(DATADIR)/twistd/poem.txt
+	@set -e; for u in configs/systemd/*; do \
+	  echo "$$u -> $(DESTDIR)$(UNITDIR)/ (naming $(BINDIR)/ and $(DATADIR)/)"; \
+	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/|$(DATADIR)/|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 
 # Serves the shipped poem on 127.0.0.1:$(PORT) in the foreground; Ctrl-C stops.
 run: build
 	./$(BIN) --nodaemon --logfile - fastpoetry --port $(PORT) --iface 127.0.0.1 --poem configs/poem.txt
 
-test: lint
+# Installs the test dependencies first where it can (root on Debian), or
+# names the missing ones; tests whose client is missing skip.
+test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+deps:
+	@tools/deps.sh || echo "deps: installing failed; the tests that need what is missing will skip"
 
 test-short:
 	$(GO) test -count=1 ./...
