@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -129,5 +130,78 @@ func TestMetricsFlagChecked(t *testing.T) {
 	code, _, stderr := testutil.Run(t, t.TempDir(), 10*time.Second, "-n", "--metrics", "tcp:nope", "echo")
 	if code != 2 || !strings.Contains(stderr, `invalid value "tcp:nope" for --metrics`) || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// --log-format json: every line from start-up to "shut down" is one JSON
+// object with time, level, system and msg; a connection's figures are
+// fields. --log-level warn drops the line per connection.
+func TestJSONLogAndLevel(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	for _, level := range []string{"info", "warn"} {
+		port := testutil.FreePort(t)
+		p := testutil.Start(t, dir, "-n", "--log-format", "json", "--log-level", level, "fastpoetry", "--port", fmt.Sprint(port), "--iface", "127.0.0.1", "--poem", "poem.txt")
+		if level == "info" {
+			p.WaitFor(t, `"msg":"started"`, 10*time.Second)
+		} else {
+			waitListening(t, fmt.Sprintf("127.0.0.1:%d", port))
+		}
+		if got := fetch(t, fmt.Sprintf("127.0.0.1:%d", port)); got != testPoem {
+			t.Fatalf("served %q", got)
+		}
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.Wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		out := p.Stdout.String()
+		var lines []string
+		if out != "" {
+			lines = strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		}
+		var closed map[string]any
+		for i, l := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("line %d is not JSON: %q: %v", i+1, l, err)
+			}
+			for _, k := range []string{"time", "level", "system", "msg"} {
+				if _, ok := m[k].(string); !ok {
+					t.Fatalf("line %d lacks %s: %q", i+1, k, l)
+				}
+			}
+			if _, err := time.Parse("2006-01-02T15:04:05.000Z07:00", m["time"].(string)); err != nil {
+				t.Errorf("line %d: time %v: %v", i+1, m["time"], err)
+			}
+			if m["msg"] == "connection closed" {
+				closed = m
+			}
+		}
+		switch {
+		case level == "info" && (len(lines) == 0 || !strings.Contains(lines[len(lines)-1], `"msg":"shut down"`)):
+			t.Errorf("log does not run from start-up to shut down:\n%s", out)
+		case level == "info" && (closed == nil || closed["sent"] != float64(len(testPoem))):
+			t.Errorf("no connection line with sent=%d as a field:\n%s", len(testPoem), out)
+		case level == "warn" && closed != nil:
+			t.Errorf("--log-level warn kept the line per connection:\n%s", out)
+		}
+	}
+}
+
+// waitListening waits until addr accepts a connection (bounded).
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never accepted: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

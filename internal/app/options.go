@@ -27,6 +27,8 @@ type Options struct {
 	// (reactor.WithMaxConnections).
 	MaxConnections int
 	Metrics        string // endpoint of /metrics, /healthz, /readyz; "" for none
+	LogFormat      string
+	LogLevel       string
 
 	// Application files and profiling (application.go, profile.go).
 	Application string
@@ -39,6 +41,8 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
 	fs.BoolVarP(&o.NoDaemon, "nodaemon", "n", false, "don't daemonize; log to stdout unless --logfile is given")
 	fs.StringVarP(&o.Logfile, "logfile", "l", "", "log to this file (\"-\" for stdout; default stdout with --nodaemon, twistd.log otherwise)")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log lines as text (twistd's format) or json (one object per line)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log at this level and above: debug, info, warn or error (warn drops the line per connection)")
 	fs.IntVar(&o.LogMaxSize, "logfile-max-size", 1, "rotate the log file when it reaches this many MiB (0: never, for logrotate)")
 	fs.IntVar(&o.LogMaxFiles, "logfile-max-files", 10, "number of rotated log files to keep (0 keeps all)")
 	fs.StringVar(&o.Pidfile, "pidfile", "twistd.pid", "name of the pidfile, locked while the daemon runs ('' for none)")

@@ -69,7 +69,19 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	// The journal and syslog stamp lines themselves and read a <priority>
 	// prefix instead of our level words' position.
 	journal := opts.Syslog || (proc.logfile == "" && logging.IsJournal(os.Stdout))
-	r.log = slog.New(logging.NewTextHandler(r.out, &logging.Options{Journal: journal}))
+	level, ok := logging.ParseLevel(opts.LogLevel)
+	if !ok {
+		return nil, usageErrorf("invalid value %q for --log-level: want debug, info, warn or error", opts.LogLevel)
+	}
+	lo := &logging.Options{Journal: journal, Level: level}
+	switch opts.LogFormat {
+	case "text":
+		r.log = slog.New(logging.NewTextHandler(r.out, lo))
+	case "json":
+		r.log = slog.New(logging.NewJSONHandler(r.out, lo))
+	default:
+		return nil, usageErrorf("invalid value %q for --log-format: want text or json", opts.LogFormat)
+	}
 	r.root = service.NewCollection(name, r.log)
 	r.health = newHealth()
 	if opts.Metrics != "" {
