@@ -157,8 +157,9 @@ func exitedEarly(child *os.Process, said []string) error {
 
 // Status is the child's end of the status pipe.
 type Status struct {
-	done bool
-	null *os.File // opened before a chroot, which may have no /dev/null
+	done     bool
+	null     *os.File // opened before a chroot, which may have no /dev/null
+	handover bool     // a replacement's: the pipe is fd 2, our stderr waits on fd 3
 }
 
 // Attach runs in the detached child: it completes go-daemon's hand-over
@@ -196,6 +197,9 @@ func (s *Status) report(line string, out *os.File) error {
 		return nil
 	}
 	s.done = true
+	if s.handover {
+		return s.reportHandover(line)
+	}
 	if out == nil {
 		out = s.null
 	}
@@ -224,4 +228,16 @@ func Redirect(f *os.File) error {
 		}
 	}
 	return nil
+}
+
+// reportHandover gives a replacement's verdict on fd 2, then puts the
+// stderr it inherited (fd 3) in the pipe's place.
+func (s *Status) reportHandover(line string) error {
+	s.null.Close()
+	_, err := os.Stderr.WriteString(line + "\n")
+	if derr := unix.Dup3(3, 2, 0); derr != nil {
+		return errors.Join(err, fmt.Errorf("dup3 onto fd 2: %w", derr))
+	}
+	unix.Close(3)
+	return err
 }

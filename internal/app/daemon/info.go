@@ -20,6 +20,21 @@ type Info struct {
 	Runs    string    `json:"runs"` // "plugin fastpoetry", "application poetry (/srv/two-poems.toml)"
 	Started time.Time `json:"started"`
 	Version string    `json:"version"`
+	// Reloaded is when this process took over from the one it replaced.
+	Reloaded time.Time `json:"reloaded,omitzero"`
+	// Reloading is set while a replacement is starting; LastReload says
+	// how the latest attempt ended, for `twistd reload` to report.
+	Reloading  bool          `json:"reloading,omitempty"`
+	LastReload *ReloadResult `json:"last_reload,omitempty"`
+}
+
+// ReloadResult is the outcome of one reload attempt as the replaced
+// process saw it.
+type ReloadResult struct {
+	Asked time.Time `json:"asked"`           // when the request arrived
+	Pid   int       `json:"pid,omitempty"`   // the replacement, when it is ready
+	Error string    `json:"error,omitempty"` // its one-line error otherwise
+	Code  int       `json:"code,omitempty"`  // and its exit code (2: bad file or flag)
 }
 
 const infoSuffix = ".info"
