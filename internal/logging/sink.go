@@ -18,18 +18,12 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
-// MaxSizeMBLimit is the largest Config.MaxSizeMB accepted: 1 TiB. lumberjack
-// multiplies the size by 2^20 in an int64, so from 2^43 MiB on the product
-// overflows and every write fails; no real log needs more than this.
-const MaxSizeMBLimit = 1 << 20
-
 // Config says where log lines go.
 type Config struct {
 	// File is the log file path; "-" or "" means stdout.
 	File string
 	// MaxSizeMB is the size at which the file is rotated (lumberjack counts
-	// whole MiB; twistd rotates at 1,000,000 bytes); 0 never rotates by
-	// size, for logrotate to do it. At most MaxSizeMBLimit.
+	// whole MiB; twistd rotates at 1,000,000 bytes).
 	MaxSizeMB int
 	// MaxFiles is how many rotated files are kept; 0 keeps all.
 	MaxFiles int
@@ -38,223 +32,38 @@ type Config struct {
 	Prefix string
 }
 
-// Sink is an open log destination. It writes each line whole or not at
-// all: a line that could not be written is counted, a line cut short (a
-// disk that filled during the write) is ended before the next, and the
-// first line written after a failure says how many were lost and why.
-// While writing fails, the first failure is also reported elsewhere (see
-// Write).
+// Sink is an open log destination.
 type Sink struct {
-	w      io.Writer
-	file   logFile   // nil unless logging to a file
-	closer io.Closer // syslog connection
-	tag    string    // syslog tag of the failure report
-
-	// Where the first failure is reported besides; set by Open, replaced
-	// by tests.
-	stderr                *os.File
-	syslogNet, syslogAddr string // "" and "": the local /dev/log; syslogNet "-": none
-
-	mu      sync.Mutex
-	lost    uint64 // lines lost since the last successful write
-	total   uint64 // lines lost since Open
-	cut     bool   // the last write stopped inside a line
-	why     error  // the first error since the last successful write
-	failing error  // the error of the last write, nil once one succeeds
+	io.Writer
+	file   *lumberjack.Logger // nil unless logging to a file
+	closer io.Closer          // syslog connection
 }
 
-// logFile is the file behind a Sink: lumberjack's rotating Logger, or a
-// plain file when rotation is left to logrotate.
-type logFile interface {
-	io.WriteCloser
-	name() string
-	// rebase closes the file and makes later writes open path.
-	rebase(path string) error
-}
-
-// Open opens the destination. For a file it checks at once that the file
+// open opens the destination. For a file it checks at once that the file
 // can be opened, so a bad path is reported at start-up, not lost later; a
 // new file gets mode 0640 less the umask.
-func Open(c Config, stdout io.Writer) (*Sink, error) {
+func open(c Config, stdout io.Writer) (*Sink, error) {
 	if c.Syslog {
 		return openSyslog("", "", c.Prefix)
 	}
-	if c.MaxSizeMB < 0 || c.MaxSizeMB > MaxSizeMBLimit {
-		return nil, fmt.Errorf("log file size limit %d MiB: must be from 0 (no rotation) to %d (1 TiB)", c.MaxSizeMB, MaxSizeMBLimit)
-	}
 	if c.File == "" || c.File == "-" {
-		return newSink(stdout, nil, c.Prefix), nil
+		return &Sink{Writer: stdout}, nil
 	}
 	path, err := filepath.Abs(c.File)
 	if err != nil {
 		return nil, fmt.Errorf("log file %s: %w", c.File, err)
 	}
-	f, err := openAppend(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("log file %s: %w", path, pathErr(err))
 	}
-	if c.MaxSizeMB == 0 {
-		pf := &plainFile{path: path, f: f}
-		return newSink(pf, pf, c.Prefix), nil
-	}
 	f.Close()
-	lj := rotating{&lumberjack.Logger{Filename: path, MaxSize: c.MaxSizeMB, MaxBackups: c.MaxFiles}}
-	return newSink(lj, lj, c.Prefix), nil
-}
-
-func newSink(w io.Writer, f logFile, tag string) *Sink {
-	if tag == "" {
-		tag = "twistd"
+	size := c.MaxSizeMB
+	if size <= 0 {
+		size = 1
 	}
-	return &Sink{w: w, file: f, tag: tag, stderr: os.Stderr}
-}
-
-// openAppend opens the log file by path for appending.
-func openAppend(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-}
-
-// Write writes p, one or more whole lines (a TextHandler writes one record
-// per call). When it fails, the lines are counted as lost and the error
-// returned; the first failure after a success is also reported on stderr,
-// unless stderr is this log or /dev/null, and to the local syslog when
-// there is one and this is not it. The first write that works again is
-// preceded by a line saying how many lines were lost and why.
-func (s *Sink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lost > 0 || s.cut {
-		notice := s.lossNotice(p)
-		n, err := s.w.Write(notice)
-		if err != nil {
-			s.fail(p, n > 0, err)
-			return 0, err
-		}
-		s.lost, s.cut, s.why = 0, false, nil
-	}
-	n, err := s.w.Write(p)
-	if err != nil {
-		s.fail(p, n > 0, err)
-		return n, err
-	}
-	s.failing = nil
-	return n, nil
-}
-
-// fail counts the lines of p as lost; cut says the destination took the
-// start of what was written, which the next write must end first.
-func (s *Sink) fail(p []byte, cut bool, err error) {
-	n := uint64(max(bytes.Count(p, []byte{'\n'}), 1))
-	s.lost += n
-	s.total += n
-	s.cut = s.cut || cut
-	s.failing = err
-	if s.why == nil {
-		s.why = err
-		s.reportFailure(err)
-	}
-}
-
-// lossNotice is the line that goes before next after lines were lost, in
-// next's format (a journal or syslog line starts with its <priority>), and
-// preceded by a newline that ends a line cut short.
-func (s *Sink) lossNotice(next []byte) []byte {
-	var b bytes.Buffer
-	if s.cut {
-		b.WriteByte('\n')
-	}
-	lines := "lines"
-	if s.lost == 1 {
-		lines = "line"
-	}
-	msg := fmt.Sprintf("log: %s %s lost: %v", thousands(s.lost), lines, pathErr(s.why))
-	if s.cut {
-		msg += " (the line above was cut short)"
-	}
-	h := NewTextHandler(&b, &Options{Journal: len(next) > 0 && next[0] == '<'})
-	h.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelWarn, msg, 0))
-	return b.Bytes()
-}
-
-// reportFailure says once per failing spell, outside the log, that the log
-// cannot be written.
-func (s *Sink) reportFailure(err error) {
-	msg := fmt.Sprintf("log: cannot write to %s: %v; lost lines are counted and reported there once writing works again", s.describe(), pathErr(err))
-	if s.stderr != nil && !s.isLog(s.stderr) {
-		var b bytes.Buffer
-		h := NewTextHandler(&b, &Options{Journal: IsJournal(s.stderr)})
-		h.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelError, msg, 0))
-		s.stderr.Write(b.Bytes())
-	}
-	if s.closer != nil || s.syslogNet == "-" {
-		return // syslog is the log itself, or there is none to tell
-	}
-	if w, err := syslog.Dial(s.syslogNet, s.syslogAddr, syslog.LOG_ERR|syslog.LOG_DAEMON, s.tag); err == nil {
-		w.Err(msg)
-		w.Close()
-	}
-}
-
-func (s *Sink) describe() string {
-	switch {
-	case s.file != nil:
-		return s.file.name()
-	case s.closer != nil:
-		return "syslog"
-	}
-	return "stdout"
-}
-
-// isLog reports whether f is this log itself or /dev/null, where a report
-// about the log is no use.
-func (s *Sink) isLog(f *os.File) bool {
-	var st, dest syscall.Stat_t
-	if syscall.Fstat(int(f.Fd()), &st) != nil {
-		return true
-	}
-	var err error = syscall.ENOENT
-	if s.file != nil {
-		err = syscall.Stat(s.file.name(), &dest)
-	} else if out, ok := s.w.(*os.File); ok {
-		err = syscall.Fstat(int(out.Fd()), &dest)
-	}
-	if err == nil && dest.Dev == st.Dev && dest.Ino == st.Ino {
-		return true
-	}
-	var null syscall.Stat_t
-	return st.Mode&syscall.S_IFMT == syscall.S_IFCHR && syscall.Stat(os.DevNull, &null) == nil && null.Rdev == st.Rdev
-}
-
-// Failing returns the error of the last write when no write has worked
-// since, or nil. A start-up whose first lines could not be written is a
-// start-up without a log.
-func (s *Sink) Failing() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failing == nil {
-		return nil
-	}
-	return fmt.Errorf("cannot write to %s: %w", s.describe(), pathErr(s.failing))
-}
-
-// Lost returns how many lines could not be written since Open.
-func (s *Sink) Lost() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
-
-// thousands writes n with commas between groups of three digits.
-func thousands(n uint64) string {
-	d := strconv.FormatUint(n, 10)
-	var b []byte
-	for i := range len(d) {
-		if i > 0 && (len(d)-i)%3 == 0 {
-			b = append(b, ',')
-		}
-		b = append(b, d[i])
-	}
-	return string(b)
+	lj := &lumberjack.Logger{Filename: path, MaxSize: size, MaxBackups: c.MaxFiles}
+	return &Sink{Writer: lj, file: lj}, nil
 }
 
 // Path is the log file's path, or "" when not logging to a file.
@@ -262,15 +71,15 @@ func (s *Sink) Path() string {
 	if s.file == nil {
 		return ""
 	}
-	return s.file.name()
+	return s.file.Filename
 }
 
 // Reopen makes the next line go to a file opened afresh by name: after
 // logrotate (or an operator) moved the file away, lines land in a new file
-// at the path instead of the moved one. Closing does exactly this, because
-// the next Write reopens a closed file by name (appending if a file is
-// there, creating one if not). It reports whether there was a file to
-// reopen.
+// at the path instead of the moved one. lumberjack has no reopen; its
+// Close does exactly this, because Write reopens a closed Logger by name
+// (appending if a file is there, creating one if not). It reports whether
+// there was a file to reopen.
 func (s *Sink) Reopen() (bool, error) {
 	if s.file == nil {
 		return false, nil
@@ -285,8 +94,8 @@ func (s *Sink) Chown(uid, gid int) error {
 	if s.file == nil {
 		return nil
 	}
-	if err := os.Chown(s.file.name(), uid, gid); err != nil {
-		return fmt.Errorf("log file %s: %w", s.file.name(), pathErr(err))
+	if err := os.Chown(s.file.Filename, uid, gid); err != nil {
+		return fmt.Errorf("log file %s: %w", s.file.Filename, pathErr(err))
 	}
 	return nil
 }
@@ -297,7 +106,9 @@ func (s *Sink) Rebase(path string) error {
 	if s.file == nil {
 		return nil
 	}
-	return s.file.rebase(path)
+	err := s.file.Close()
+	s.file.Filename = path
+	return err
 }
 
 // OpenAppend opens the current log file for appending, for the daemon's
@@ -306,7 +117,7 @@ func (s *Sink) OpenAppend() (*os.File, error) {
 	if s.file == nil {
 		return nil, errors.New("not logging to a file")
 	}
-	return openAppend(s.file.name())
+	return os.OpenFile(s.file.Filename, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 }
 
 // Close closes the file or syslog connection, if any.
@@ -320,71 +131,202 @@ func (s *Sink) Close() error {
 	return s.file.Close()
 }
 
-// rotating is lumberjack's Logger as a logFile.
-type rotating struct{ *lumberjack.Logger }
-
-func (r rotating) name() string { return r.Filename }
-
-func (r rotating) rebase(path string) error {
-	err := r.Close()
-	r.Filename = path
-	return err
-}
-
-// plainFile is an append-only file that is never rotated, reopened by
-// name on the first write after Close.
-type plainFile struct {
-	mu   sync.Mutex
-	path string
-	f    *os.File
-}
-
-func (p *plainFile) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.f == nil {
-		f, err := openAppend(p.path)
-		if err != nil {
-			return 0, err
-		}
-		p.f = f
-	}
-	return p.f.Write(b)
-}
-
-func (p *plainFile) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.f == nil {
-		return nil
-	}
-	err := p.f.Close()
-	p.f = nil
-	return err
-}
-
-func (p *plainFile) name() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.path
-}
-
-func (p *plainFile) rebase(path string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var err error
-	if p.f != nil {
-		err = p.f.Close()
-		p.f = nil
-	}
-	p.path = path
-	return err
-}
-
 // pathErr drops the *PathError wrapper whose path the caller already shows.
 func pathErr(err error) error {
 	if pe, ok := err.(*os.PathError); ok {
 		return pe.Err
 	}
 	return err
+}
+
+// Open opens the destination (see open) and guards its lines: each is
+// written whole or not at all. A line that could not be written is
+// counted, a line cut short (a disk that filled during the write) is ended
+// before the next, and the first line written after a failure says how
+// many were lost and why. The first failure of a spell is also reported
+// outside the log: on stderr unless stderr is the log or /dev/null, and to
+// the local syslog unless that is the log. Failing tells the runner that
+// the log cannot be written at all.
+func Open(c Config, stdout io.Writer) (*Sink, error) {
+	s, err := open(c, stdout)
+	if err != nil {
+		return nil, err
+	}
+	tag := c.Prefix
+	if tag == "" {
+		tag = "twistd"
+	}
+	s.Writer = &lineGuard{sink: s, w: s.Writer, tag: tag, stderr: os.Stderr}
+	return s, nil
+}
+
+// Failing returns the error of the last write when no write has worked
+// since, or nil: a start-up whose first lines could not be written is a
+// start-up without a log.
+func (s *Sink) Failing() error {
+	g, ok := s.Writer.(*lineGuard)
+	if !ok {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failing == nil {
+		return nil
+	}
+	return fmt.Errorf("cannot write to %s: %w", s.describe(), pathErr(g.failing))
+}
+
+// Lost returns how many lines could not be written since Open.
+func (s *Sink) Lost() uint64 {
+	g, ok := s.Writer.(*lineGuard)
+	if !ok {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.total
+}
+
+// describe names the destination in a report about it.
+func (s *Sink) describe() string {
+	switch {
+	case s.Path() != "":
+		return s.Path()
+	case s.closer != nil:
+		return "syslog"
+	}
+	return "stdout"
+}
+
+// lineGuard is the writer of an opened Sink: see Open.
+type lineGuard struct {
+	sink *Sink
+	w    io.Writer
+	tag  string // syslog tag of the failure report
+
+	// Where the first failure is reported besides: stderr (nil: nowhere)
+	// and syslog (syslogNet "" with syslogAddr "": the local /dev/log;
+	// syslogNet "-": nowhere). Tests replace them.
+	stderr                *os.File
+	syslogNet, syslogAddr string
+
+	mu      sync.Mutex
+	lost    uint64 // lines lost since the last successful write
+	total   uint64 // lines lost since Open
+	cut     bool   // the last write stopped inside a line
+	why     error  // the first error since the last successful write
+	failing error  // the error of the last write, nil once one succeeds
+}
+
+// Write writes p, one or more whole lines (a TextHandler writes one record
+// per call), after the notice of lines lost before it, if any.
+func (g *lineGuard) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lost > 0 || g.cut {
+		n, err := g.w.Write(g.lossNotice(p))
+		if err != nil {
+			g.fail(p, n > 0, err)
+			return 0, err
+		}
+		g.lost, g.cut, g.why = 0, false, nil
+	}
+	n, err := g.w.Write(p)
+	if err != nil {
+		g.fail(p, n > 0, err)
+		return n, err
+	}
+	g.failing = nil
+	return n, nil
+}
+
+// fail counts the lines of p as lost; cut says the destination took the
+// start of what was written, which the next write must end first.
+func (g *lineGuard) fail(p []byte, cut bool, err error) {
+	n := uint64(max(bytes.Count(p, []byte{'\n'}), 1))
+	g.lost += n
+	g.total += n
+	g.cut = g.cut || cut
+	g.failing = err
+	if g.why == nil {
+		g.why = err
+		g.reportFailure(err)
+	}
+}
+
+// lossNotice is the line that goes before next after lines were lost, in
+// next's format (a journal or syslog line starts with its <priority>), and
+// preceded by a newline that ends a line cut short.
+func (g *lineGuard) lossNotice(next []byte) []byte {
+	var b bytes.Buffer
+	if g.cut {
+		b.WriteByte('\n')
+	}
+	lines := "lines"
+	if g.lost == 1 {
+		lines = "line"
+	}
+	msg := fmt.Sprintf("log: %s %s lost: %v", thousands(g.lost), lines, pathErr(g.why))
+	if g.cut {
+		msg += " (the line above was cut short)"
+	}
+	formatLine(&b, len(next) > 0 && next[0] == '<', slog.LevelWarn, msg)
+	return b.Bytes()
+}
+
+// reportFailure says once per failing spell, outside the log, that the log
+// cannot be written.
+func (g *lineGuard) reportFailure(err error) {
+	msg := fmt.Sprintf("log: cannot write to %s: %v; lost lines are counted and reported there once writing works again", g.sink.describe(), pathErr(err))
+	if g.stderr != nil && !g.isLog(g.stderr) {
+		var b bytes.Buffer
+		formatLine(&b, IsJournal(g.stderr), slog.LevelError, msg)
+		g.stderr.Write(b.Bytes())
+	}
+	if g.sink.closer != nil || g.syslogNet == "-" {
+		return // syslog is the log itself, or there is none to tell
+	}
+	if w, err := syslog.Dial(g.syslogNet, g.syslogAddr, syslog.LOG_ERR|syslog.LOG_DAEMON, g.tag); err == nil {
+		w.Err(msg)
+		w.Close()
+	}
+}
+
+// formatLine writes msg to b as a TextHandler line of this moment.
+func formatLine(b *bytes.Buffer, journal bool, level slog.Level, msg string) {
+	h := NewTextHandler(b, &Options{Journal: journal})
+	h.Handle(context.Background(), slog.NewRecord(time.Now(), level, msg, 0))
+}
+
+// isLog reports whether f is the log itself or /dev/null, where a report
+// about the log is no use.
+func (g *lineGuard) isLog(f *os.File) bool {
+	var st, dest syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil {
+		return true
+	}
+	err := error(syscall.ENOENT)
+	if p := g.sink.Path(); p != "" {
+		err = syscall.Stat(p, &dest)
+	} else if out, ok := g.w.(*os.File); ok {
+		err = syscall.Fstat(int(out.Fd()), &dest)
+	}
+	if err == nil && dest.Dev == st.Dev && dest.Ino == st.Ino {
+		return true
+	}
+	var null syscall.Stat_t
+	return st.Mode&syscall.S_IFMT == syscall.S_IFCHR && syscall.Stat(os.DevNull, &null) == nil && null.Rdev == st.Rdev
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n uint64) string {
+	d := strconv.FormatUint(n, 10)
+	var b []byte
+	for i := range len(d) {
+		if i > 0 && (len(d)-i)%3 == 0 {
+			b = append(b, ',')
+		}
+		b = append(b, d[i])
+	}
+	return string(b)
 }

@@ -79,7 +79,7 @@ func TestFullDiskCountsLostLines(t *testing.T) {
 	if dir == "" {
 		return
 	}
-	for _, size := range []int{0, 1} { // a plain file, then lumberjack's
+	for _, size := range []int{0, 1} { // no rotation, then rotation
 		t.Run(fmt.Sprintf("max-size-%d", size), func(t *testing.T) {
 			path := filepath.Join(dir, "twistd.log")
 			os.Remove(path)
@@ -92,14 +92,15 @@ func TestFullDiskCountsLostLines(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sink.stderr = stderr
+			g := sink.Writer.(*lineGuard)
+			g.stderr = stderr
 			sock := filepath.Join(t.TempDir(), "syslog.sock")
 			syslogd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer syslogd.Close()
-			sink.syslogNet, sink.syslogAddr = "unixgram", sock
+			g.syslogNet, g.syslogAddr = "unixgram", sock
 
 			log := slog.New(NewTextHandler(sink, nil))
 			const before, during, after = 10, 300, 5
@@ -207,7 +208,8 @@ func TestFullDiskFromTheStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sink.stderr, sink.syslogNet = nil, "-"
+		g := sink.Writer.(*lineGuard)
+		g.stderr, g.syslogNet = nil, "-"
 		if err := sink.Failing(); err != nil {
 			t.Errorf("Failing() = %v before anything was written", err)
 		}

@@ -26,9 +26,7 @@ func openSyslog(network, addr, tag string) (*Sink, error) {
 		}
 		return nil, fmt.Errorf("syslog %s: %v", addr, err)
 	}
-	s := newSink(&syslogWriter{w: w}, nil, tag)
-	s.closer = w
-	return s, nil
+	return &Sink{Writer: &syslogWriter{w: w}, closer: w}, nil
 }
 
 // localSyslog is the socket a local syslog daemon or journald listens on.
