@@ -146,7 +146,8 @@ func pathErr(err error) error {
 // many were lost and why. The first failure of a spell is also reported
 // outside the log: on stderr unless stderr is the log or /dev/null, and to
 // the local syslog unless that is the log. Failing tells the runner that
-// the log cannot be written at all.
+// the log cannot be written at all; until a first line was written, that
+// is the only report.
 func Open(c Config, stdout io.Writer) (*Sink, error) {
 	s, err := open(c, stdout)
 	if err != nil {
@@ -173,7 +174,7 @@ func (s *Sink) Failing() error {
 	if g.failing == nil {
 		return nil
 	}
-	return fmt.Errorf("cannot write to %s: %w", s.describe(), pathErr(g.failing))
+	return fmt.Errorf("%s: cannot write: %w", s.describe(), pathErr(g.failing))
 }
 
 // Lost returns how many lines could not be written since Open.
@@ -191,7 +192,7 @@ func (s *Sink) Lost() uint64 {
 func (s *Sink) describe() string {
 	switch {
 	case s.Path() != "":
-		return s.Path()
+		return "log file " + s.Path()
 	case s.closer != nil:
 		return "syslog"
 	}
@@ -214,6 +215,7 @@ type lineGuard struct {
 	lost    uint64 // lines lost since the last successful write
 	total   uint64 // lines lost since Open
 	cut     bool   // the last write stopped inside a line
+	worked  bool   // a write has succeeded since Open
 	why     error  // the first error since the last successful write
 	failing error  // the error of the last write, nil once one succeeds
 }
@@ -236,7 +238,7 @@ func (g *lineGuard) Write(p []byte) (int, error) {
 		g.fail(p, n > 0, err)
 		return n, err
 	}
-	g.failing = nil
+	g.failing, g.worked = nil, true
 	return n, nil
 }
 
@@ -250,7 +252,9 @@ func (g *lineGuard) fail(p []byte, cut bool, err error) {
 	g.failing = err
 	if g.why == nil {
 		g.why = err
-		g.reportFailure(err)
+		if g.worked {
+			g.reportFailure(err)
+		}
 	}
 }
 
@@ -275,9 +279,10 @@ func (g *lineGuard) lossNotice(next []byte) []byte {
 }
 
 // reportFailure says once per failing spell, outside the log, that the log
-// cannot be written.
+// cannot be written. A log that never worked is not reported here: that is
+// a start-up failure, which the runner reports through Failing.
 func (g *lineGuard) reportFailure(err error) {
-	msg := fmt.Sprintf("log: cannot write to %s: %v; lost lines are counted and reported there once writing works again", g.sink.describe(), pathErr(err))
+	msg := fmt.Sprintf("%s: cannot write: %v; lost lines are counted and reported in the log once writing works again", g.sink.describe(), pathErr(err))
 	if g.stderr != nil && !g.isLog(g.stderr) {
 		var b bytes.Buffer
 		formatLine(&b, IsJournal(g.stderr), slog.LevelError, msg)

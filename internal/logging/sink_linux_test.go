@@ -173,12 +173,12 @@ func TestFullDiskCountsLostLines(t *testing.T) {
 			}
 
 			report, _ := os.ReadFile(stderr.Name())
-			if c := strings.Count(string(report), "\n"); c != 1 || !strings.Contains(string(report), "log: cannot write to "+path+": no space left on device") {
+			if c := strings.Count(string(report), "\n"); c != 1 || !strings.Contains(string(report), "log file "+path+": cannot write: no space left on device; lost lines are counted") {
 				t.Errorf("stderr got %d lines, want the one failure report:\n%s", c, report)
 			}
 			buf := make([]byte, 1024)
 			syslogd.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if k, err := syslogd.Read(buf); err != nil || !strings.Contains(string(buf[:k]), "cannot write to "+path) {
+			if k, err := syslogd.Read(buf); err != nil || !strings.Contains(string(buf[:k]), "log file "+path+": cannot write: no space left on device") {
 				t.Errorf("syslog got %q, %v", buf[:k], err)
 			}
 			syslogd.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -195,7 +195,7 @@ func atoi(s string) int {
 }
 
 // A log that cannot be written at all from the start says so through
-// Failing, which the runner turns into a failed start.
+// Failing, which the runner turns into a failed start, and only there.
 func TestFullDiskFromTheStart(t *testing.T) {
 	dir := inTmpfs(t, 16<<10)
 	if dir == "" {
@@ -208,15 +208,23 @@ func TestFullDiskFromTheStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		g := sink.Writer.(*lineGuard)
-		g.stderr, g.syslogNet = nil, "-"
+		g.stderr, g.syslogNet = stderr, "-"
 		if err := sink.Failing(); err != nil {
 			t.Errorf("Failing() = %v before anything was written", err)
 		}
 		slog.New(NewTextHandler(sink, nil)).Info("twistd starting up")
-		want := "cannot write to " + path + ": no space left on device"
+		want := "log file " + path + ": cannot write: no space left on device"
 		if err := sink.Failing(); err == nil || err.Error() != want {
 			t.Errorf("max size %d: Failing() = %v, want %q", size, err, want)
+		}
+		// The runner reports it, as a failed start: one line, not two.
+		if report, _ := os.ReadFile(stderr.Name()); len(report) > 0 {
+			t.Errorf("a log that never worked reported on stderr too: %s", report)
 		}
 		sink.Close()
 	}
