@@ -82,12 +82,12 @@ func TestQueueBoundFollowsFileLimit(t *testing.T) {
 		expectRead(t, c, fmt.Sprintf("client %d;", i))
 		c.Close()
 	}
-	if n := tp.count("wait queue full"); n != 1 {
-		t.Errorf("queue-full logged %d times, want once per spell:\n%s", n, tp.logs)
-	}
-	eventually(t, "the queue to drain", func() bool { return tp.count("wait queue drained") == 1 })
-	if n := tp.count("wait queue drained; accepting without pause again"); n != 1 {
-		t.Errorf("resumption logged %d times, want once:\n%s", n, tp.logs)
+	// The queue may drain and fill again as the last clients arrive: then
+	// each spell says so once.
+	eventually(t, "the end of the first spell", func() bool { return tp.count("wait queue drained; accepting without pause again") >= 1 })
+	eventually(t, "the queue to drain", func() bool { return tp.Waiting() == 0 })
+	if full, drained := tp.count("wait queue full"), tp.count("wait queue drained"); full < 1 || full > drained {
+		t.Errorf("queue-full logged %d times over %d spells, want once per spell:\n%s", full, drained, tp.logs)
 	}
 }
 
