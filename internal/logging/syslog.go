@@ -2,8 +2,11 @@ package logging
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/syslog"
+	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -18,13 +21,36 @@ func openSyslog(network, addr, tag string) (*Sink, error) {
 	}
 	w, err := syslog.Dial(network, addr, syslog.LOG_INFO|syslog.LOG_DAEMON, tag)
 	if err != nil {
-		where := addr
-		if where == "" {
-			where = "/dev/log"
+		if network == "" {
+			return nil, whyNoSyslog(localSyslog)
 		}
-		return nil, fmt.Errorf("syslog %s: %v", where, err)
+		return nil, fmt.Errorf("syslog %s: %v", addr, err)
 	}
 	return &Sink{Writer: &syslogWriter{w: w}, closer: w}, nil
+}
+
+// localSyslog is the socket a local syslog daemon or journald listens on.
+const localSyslog = "/dev/log"
+
+// whyNoSyslog says why the local syslog at path cannot be reached:
+// log/syslog only says "Unix syslog delivery error".
+func whyNoSyslog(path string) error {
+	var err error
+	for _, network := range []string{"unixgram", "unix"} {
+		var c net.Conn
+		if c, err = net.Dial(network, path); err == nil {
+			c.Close()
+			return fmt.Errorf("syslog %s: connected only on a second try; is the syslog daemon restarting?", path)
+		}
+	}
+	if _, serr := os.Stat(path); errors.Is(serr, fs.ErrNotExist) {
+		return fmt.Errorf("no syslog socket at %s", path)
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno // "connection refused", not the dial's wrappers
+	}
+	return fmt.Errorf("syslog %s: %v", path, err)
 }
 
 type syslogWriter struct{ w *syslog.Writer }

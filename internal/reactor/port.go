@@ -40,8 +40,10 @@ type Port struct {
 	// the lower of the two wins. Clients beyond it wait, unread, in FIFO
 	// order (see the package doc).
 	MaxConnections int
-	// MaxWaiting bounds the wait queue (0: unbounded); a client arriving
-	// when it is full is closed at once.
+	// MaxWaiting bounds the wait queue; a client arriving when it is full
+	// is closed at once. 0 bounds it by the descriptor limit instead (what
+	// the limit leaves after the served connections and a reserve), and
+	// then clients beyond it wait in the kernel's listen queue unaccepted.
 	MaxWaiting int
 	// IdleTimeout closes a connection after this long with no bytes in
 	// either direction (0: never).
@@ -61,7 +63,15 @@ type Port struct {
 	accepted chan struct{}  // closed when the accept loop returns
 	cfg      connConfig
 	limit    int
-	queue    []*parked // clients waiting for a slot, oldest first
+	queue    []*parked     // clients waiting for a slot, oldest first
+	bound    int           // the queue's bound (0: none)
+	fdBound  bool          // bound comes from the descriptor limit: pause accepting at it
+	room     chan struct{} // closed when a paused accept loop may go on
+	// turnedAway counts clients closed, and saidFull whether the pause was
+	// logged, since the queue filled up.
+	turnedAway int
+	saidFull   bool
+	files      func() uint64 // the descriptor limit; fileLimit but in tests
 }
 
 // NewPort returns a listening service for ep. A nil logger means
@@ -129,6 +139,11 @@ func (p *Port) Start(ctx context.Context) error {
 	if n := MaxConnectionsFrom(ctx); n > 0 && (p.limit <= 0 || n < p.limit) {
 		p.limit = n
 	}
+	files := p.files
+	if files == nil {
+		files = fileLimit
+	}
+	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
 	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
@@ -138,7 +153,13 @@ func (p *Port) Start(ctx context.Context) error {
 func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 	defer close(done)
 	var delay time.Duration
+	var failed int      // accepts failed in a row
+	var since time.Time // when the first of them failed
+	var lastErr error
 	for {
+		if !p.waitForRoom() {
+			return
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -148,6 +169,11 @@ func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 				return // Stop ended the loop to drain the listen queue itself
 			}
 			if isTemporary(err) {
+				if failed == 0 {
+					since = time.Now()
+				}
+				failed++
+				lastErr = err
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				p.log.Warn(fmt.Sprintf("accept: %v; retrying in %v", err, delay))
 				time.Sleep(delay)
@@ -155,6 +181,10 @@ func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 			}
 			p.log.Error(fmt.Sprintf("accept: %v; no longer accepting", err))
 			return
+		}
+		if failed > 0 {
+			p.log.Info(fmt.Sprintf("accepting again after %d failed accept(s) over %v (last: %v)", failed, time.Since(since).Round(time.Millisecond), bareErr(lastErr)))
+			failed = 0
 		}
 		delay = 0
 		p.admit(nc)
@@ -169,8 +199,11 @@ func (p *Port) admit(nc net.Conn) {
 	switch {
 	case p.limit <= 0 || len(p.conns) < p.limit && len(p.queue) == 0:
 		p.serveLocked(nc, nil)
-	case p.MaxWaiting > 0 && len(p.queue) >= p.MaxWaiting:
-		p.log.Warn(fmt.Sprintf("wait queue full (%d clients): closing new client %s", len(p.queue), peerName(nc)))
+	case p.queueFullLocked() && !p.fdBound:
+		if p.turnedAway == 0 {
+			p.log.Warn(fmt.Sprintf("wait queue full (%d clients): closing new client %s and those after it while it is full", len(p.queue), peerName(nc)))
+		}
+		p.turnedAway++
 		nc.Close()
 	default:
 		if len(p.queue) == 0 {
@@ -247,9 +280,7 @@ func (p *Port) forget(c *conn) {
 		close(w.unpark)
 		w.nc.SetReadDeadline(aLongTimeAgo)
 		p.serveLocked(w.nc, w)
-		if len(p.queue) == 0 {
-			p.log.Info("wait queue drained")
-		}
+		p.queueShrankLocked()
 	}
 }
 
@@ -292,6 +323,10 @@ func (p *Port) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	first := !p.stopping
 	p.stopping = true
+	if p.room != nil {
+		close(p.room) // an accept loop paused on a full queue returns
+		p.room = nil
+	}
 	ln, accepted := p.ln, p.accepted
 	p.mu.Unlock()
 	if ln != nil && first {

@@ -23,11 +23,17 @@
 // protocol with every byte it sent still in the kernel buffer. A parked
 // client that hangs up leaves the queue: a goroutine per parked client
 // waits on the netpoller for readability and peeks (recv with MSG_PEEK,
-// which consumes nothing); a peek of 0 bytes (closed with nothing sent) or
-// an error (reset) removes it. A client that sent data and half-closed
-// stays queued, so its request is answered. Port.MaxWaiting bounds the
-// queue: a client past it is closed at once, with a log line. "connection
-// limit of N reached" and "wait queue drained" are logged once per change.
+// which consumes nothing); a peek of 0 bytes (closed with nothing sent), an
+// error, or bytes on a socket whose TCP state says it was reset removes it.
+// A client that sent data and half-closed stays queued, so its request is
+// answered. Port.MaxWaiting bounds the queue: a client past it is closed
+// at once. Without it the descriptor limit bounds the queue (what is left
+// after the served connections and a reserve of 64 for accepting, logging
+// and files), and at that bound the port stops accepting: further clients
+// wait in the kernel's listen queue, which holds no descriptor of ours.
+// "connection limit of N reached", "wait queue full" and "wait queue
+// drained" are logged once per spell. After accepting failed (descriptor
+// exhaustion), one line says when it works again.
 // Stop keeps the queue: parked clients are still handed slots as
 // connections finish (each is asked to stop, like the rest, right after
 // ConnectionMade), and only those parked when the grace period ends are

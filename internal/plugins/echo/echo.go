@@ -1,6 +1,6 @@
 // Package echo is the echo service (RFC 862) as a plugin: every byte a TCP
 // client sends comes back; with --udp every datagram is sent back to its
-// sender too.
+// sender too, unless it could start a loop (see udp.go).
 package echo
 
 import (
@@ -31,7 +31,16 @@ A client that sends without reading is not buffered for: the echo waits
 until the client reads, the server stops reading from it meanwhile, and
 after --write-timeout without progress the connection is closed. The
 runner's --max-connections makes clients beyond the limit wait, unread,
-until a slot frees; --max-waiting bounds that queue.`,
+until a slot frees; --max-waiting bounds that queue (by default the
+descriptor limit does).
+
+A UDP source address is easily forged, and an echo that answers another
+echo (or itself) loops forever. So, as BSD inetd does for its own small
+services, datagrams are dropped unanswered when they come from this
+server's own address and port, from port 0, or from the port of a small
+service that answers anything (echo 7, discard 9, daytime 13, qotd 17,
+chargen 19, time 37); and replies to one source address are limited to
+--udp-rate a second. Drops are counted and logged at most once a minute.`,
 		Options: options,
 	})
 }
@@ -43,6 +52,9 @@ type Config struct {
 	IdleTimeout  time.Duration
 	WriteTimeout time.Duration
 	MaxWaiting   int
+	// UDPRate limits the replies to one source address, per second (0: no
+	// limit).
+	UDPRate int
 }
 
 func options(fs *pflag.FlagSet) plugins.Build {
@@ -51,7 +63,8 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	udp := fs.Bool("udp", false, "also echo UDP datagrams on the same port")
 	idle := fs.Duration("idle-timeout", 0, "close a connection after this long without traffic (0 = never)")
 	wt := fs.Duration("write-timeout", time.Minute, "close a connection whose client reads nothing of the echo for this long (0 = never)")
-	maxWaiting := fs.Int("max-waiting", 0, "with the runner's --max-connections: close new clients when this many already wait (0 = no bound)")
+	maxWaiting := fs.Int("max-waiting", 0, "with the runner's --max-connections: close new clients when this many already wait (0 = bounded by the descriptor limit)")
+	udpRate := fs.Int("udp-rate", 100, "with --udp: answer at most this many datagrams a second from one source address (0 = no limit)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := reactor.PortFlag(*port, *iface)
 		if err != nil {
@@ -66,8 +79,10 @@ func options(fs *pflag.FlagSet) plugins.Build {
 			return nil, errors.New("invalid value for --write-timeout: must not be negative")
 		case *maxWaiting < 0:
 			return nil, errors.New("invalid value for --max-waiting: must not be negative")
+		case *udpRate < 0:
+			return nil, errors.New("invalid value for --udp-rate: must not be negative")
 		}
-		return New(env.Name, Config{Endpoint: ep, UDP: *udp, IdleTimeout: *idle, WriteTimeout: *wt, MaxWaiting: *maxWaiting}, env.Log), nil
+		return New(env.Name, Config{Endpoint: ep, UDP: *udp, IdleTimeout: *idle, WriteTimeout: *wt, MaxWaiting: *maxWaiting, UDPRate: *udpRate}, env.Log), nil
 	}
 }
 
@@ -82,7 +97,7 @@ func New(name string, cfg Config, log *slog.Logger) service.Service {
 	c := service.NewCollection(name, log)
 	c.Add(port)
 	if cfg.UDP {
-		udp := reactor.NewDatagramPort("udp", cfg.Endpoint, reactor.DatagramFunc(echoDatagram), log)
+		udp := reactor.NewDatagramPort("udp", cfg.Endpoint, newDatagramEcho(cfg.UDPRate, log.With("system", name+",udp")), log)
 		udp.System = name
 		udp.Follow = port
 		c.Add(udp)
@@ -107,5 +122,3 @@ func (p *protocol) ConnectionLost(error) {}
 // StopRequested ends the session at shutdown: every byte received has
 // already been echoed, so there is nothing left to finish.
 func (p *protocol) StopRequested() { p.t.LoseConnection() }
-
-func echoDatagram(pc net.PacketConn, b []byte, from net.Addr) { pc.WriteTo(b, from) }
