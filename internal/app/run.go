@@ -173,6 +173,19 @@ func (r *runner) run() error {
 
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))
+	// A log that took none of the lines so far is no log (--logfile
+	// /dev/full): that is a start-up failure, not a daemon running blind.
+	if err := sink.Failing(); err != nil {
+		return r.early(err)
+	}
+	if r.metrics != nil {
+		r.metrics.countLogFailures(sink.Lost)
+	}
+	if n, err := reactor.RaiseFileLimit(); err != nil {
+		r.log.Warn(err.Error())
+	} else {
+		r.log.Info(fmt.Sprintf("descriptor limit %d", n))
+	}
 
 	if owner >= 0 {
 		// Give the log to the target user now, while we may: lumberjack
