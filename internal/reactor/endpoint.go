@@ -196,8 +196,12 @@ func (ep Endpoint) Key() string {
 	return ep.String()
 }
 
-// Listen binds the endpoint.
+// Listen binds the endpoint, or adopts the socket a replacement process
+// inherited for it (WithAdopter).
 func (ep Endpoint) Listen(ctx context.Context) (net.Listener, error) {
+	if ln, ok, err := ep.adopt(ctx); ok {
+		return ln, err
+	}
 	var lc net.ListenConfig
 	switch ep.Kind {
 	case "tcp":

@@ -54,19 +54,20 @@ type Port struct {
 	// Clock times idle timeouts; nil means RealClock.
 	Clock Clock
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	stopping bool
-	seq      uint64
-	wg       sync.WaitGroup // connection and parked-client goroutines
-	accepted chan struct{}  // closed when the accept loop returns
-	cfg      connConfig
-	limit    int
-	queue    []*parked     // clients waiting for a slot, oldest first
-	bound    int           // the queue's bound (0: none)
-	fdBound  bool          // bound comes from the descriptor limit: pause accepting at it
-	room     chan struct{} // closed when a paused accept loop may go on
+	mu         sync.Mutex
+	ln         net.Listener
+	conns      map[*conn]struct{}
+	stopping   bool
+	handedOver bool // the socket is a replacement's now (HandOver)
+	seq        uint64
+	wg         sync.WaitGroup // connection and parked-client goroutines
+	accepted   chan struct{}  // closed when the accept loop returns
+	cfg        connConfig
+	limit      int
+	queue      []*parked     // clients waiting for a slot, oldest first
+	bound      int           // the queue's bound (0: none)
+	fdBound    bool          // bound comes from the descriptor limit: pause accepting at it
+	room       chan struct{} // closed when a paused accept loop may go on
 	// turnedAway counts clients closed, and saidFull whether the pause was
 	// logged, since the queue filled up.
 	turnedAway int
@@ -327,13 +328,15 @@ func (p *Port) Stop(ctx context.Context) error {
 		close(p.room) // an accept loop paused on a full queue returns
 		p.room = nil
 	}
-	ln, accepted := p.ln, p.accepted
+	ln, accepted, handedOver := p.ln, p.accepted, p.handedOver
 	p.mu.Unlock()
 	if ln != nil && first {
 		dl, ok := ln.(interface{ SetDeadline(time.Time) error })
 		if ok && accepted != nil && dl.SetDeadline(aLongTimeAgo) == nil {
 			<-accepted
-			if n := p.drainQueue(ln); n > 0 {
+			if handedOver {
+				p.log.Info("handed " + ln.Addr().String() + " to the replacement")
+			} else if n := p.drainQueue(ln); n > 0 {
 				p.log.Info(fmt.Sprintf("serving %d client(s) that were waiting in the listen queue", n))
 			}
 		}

@@ -90,15 +90,32 @@ func (d *DatagramPort) PrivilegedStart(ctx context.Context) error {
 		}
 		addr = ta.String()
 	}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	pc, err := d.listen(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on udp %s: %w", addr, bareErr(err))
+		return err
 	}
 	d.pc = pc
 	d.log = d.log.With(systemKey, d.System+",udp")
 	d.log.Info("listening on udp " + pc.LocalAddr().String())
 	return nil
+}
+
+// listen binds addr, or adopts the socket a replacement inherited for it.
+func (d *DatagramPort) listen(ctx context.Context, addr string) (net.PacketConn, error) {
+	if f, ok := adopted(ctx, udpKey(d.ep)); ok {
+		defer f.Close()
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			return nil, fmt.Errorf("adopting the inherited udp socket %s: %w", addr, err)
+		}
+		return pc, nil
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on udp %s: %w", addr, bareErr(err))
+	}
+	return pc, nil
 }
 
 // Start binds if needed and starts reading datagrams.

@@ -170,7 +170,7 @@ func replaceVerdict(child *os.Process, r *os.File, timeout time.Duration) error 
 // Inherited is what a replacement received from the process it replaces.
 type Inherited struct {
 	From    int
-	sockets map[string]*os.File
+	sockets map[string][]*os.File // by key; two "port 0" endpoints share one
 	spec    handoverSpec
 }
 
@@ -187,10 +187,10 @@ func Inheritance() *Inherited {
 	if json.Unmarshal([]byte(v), &spec) != nil || spec.From <= 0 {
 		return nil
 	}
-	in := &Inherited{From: spec.From, spec: spec, sockets: map[string]*os.File{}}
+	in := &Inherited{From: spec.From, spec: spec, sockets: map[string][]*os.File{}}
 	for _, s := range spec.Sockets {
 		unix.CloseOnExec(s.FD)
-		in.sockets[s.Key] = os.NewFile(uintptr(s.FD), s.Key)
+		in.sockets[s.Key] = append(in.sockets[s.Key], os.NewFile(uintptr(s.FD), s.Key))
 	}
 	return in
 }
@@ -201,9 +201,12 @@ func (in *Inherited) Socket(key string) (*os.File, bool) {
 	if in == nil {
 		return nil, false
 	}
-	f, ok := in.sockets[key]
-	delete(in.sockets, key)
-	return f, ok
+	fs := in.sockets[key]
+	if len(fs) == 0 {
+		return nil, false
+	}
+	in.sockets[key] = fs[1:]
+	return fs[0], true
 }
 
 // CloseUnused closes the inherited sockets no service adopted, and says
@@ -213,9 +216,11 @@ func (in *Inherited) CloseUnused() []string {
 		return nil
 	}
 	var keys []string
-	for k, f := range in.sockets {
-		keys = append(keys, k)
-		f.Close()
+	for k, fs := range in.sockets {
+		for _, f := range fs {
+			keys = append(keys, k)
+			f.Close()
+		}
 	}
 	clear(in.sockets)
 	return keys

@@ -46,6 +46,9 @@ const maxInfo = 4096
 // file there that is not a record of ours is left alone (the error says
 // so, and the daemon runs without one).
 func (p *Pidfile) Record(info Info) error {
+	if p.info != nil { // handed over with the pidfile
+		return p.UpdateRecord(info)
+	}
 	name := p.name + infoSuffix
 	f, err := p.dir.Open(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
