@@ -72,6 +72,7 @@ func (p *peer) DataReceived(b []byte) {
 			code = wire.CodeShortFrame
 		}
 		p.log.Warn(fmt.Sprintf("bad frame: %v; closing", err))
+		p.version = le.Version
 		p.replyError(code, err.Error(), nil)
 		p.stop()
 	}

@@ -78,6 +78,9 @@ func AppendFrame(dst []byte, version, command uint32, body []byte) []byte {
 type LengthError struct {
 	Length uint32
 	Max    int
+	// Version is the header's version field, so the error reply can carry
+	// it like any other reply.
+	Version uint32
 }
 
 func (e *LengthError) Error() string {
@@ -92,7 +95,9 @@ func (e *LengthError) TooShort() bool { return e.Length < HeaderLen }
 
 // Decoder splits a byte stream into frames. Its zero value accepts frames up
 // to DefaultMaxFrame. It copies only the bytes of a frame that spans reads,
-// and holds no buffer between frames.
+// into a buffer allocated once at the frame's declared length (grown by
+// doubling, a stalled frame would hold up to twice its size), and holds no
+// buffer between frames.
 type Decoder struct {
 	// Max is the largest frame length accepted; 0 means DefaultMaxFrame.
 	Max int
@@ -131,6 +136,7 @@ func (d *Decoder) Feed(p []byte, fn func(Frame) bool) error {
 			return err
 		}
 		if len(d.pending) < size {
+			d.reserve(size)
 			continue
 		}
 		ok := fn(parse(d.pending))
@@ -160,9 +166,24 @@ func (d *Decoder) Feed(p []byte, fn func(Frame) bool) error {
 		p = p[size:]
 	}
 	if len(p) > 0 {
+		if len(p) >= HeaderLen {
+			// frameLen accepted this header in the loop above.
+			d.reserve(int(binary.BigEndian.Uint32(p)))
+		}
 		d.pending = append(d.pending[:0], p...)
 	}
 	return nil
+}
+
+// reserve makes the pending buffer's capacity exactly size, the length of
+// the frame it holds the start of, unless it is already large enough.
+func (d *Decoder) reserve(size int) {
+	if cap(d.pending) >= size {
+		return
+	}
+	b := make([]byte, len(d.pending), size)
+	copy(b, d.pending)
+	d.pending = b
 }
 
 // Buffered returns how many bytes of an incomplete frame are held.
@@ -171,7 +192,7 @@ func (d *Decoder) Buffered() int { return len(d.pending) }
 func frameLen(h []byte, max int) (int, error) {
 	n := binary.BigEndian.Uint32(h)
 	if n < HeaderLen || uint64(n) > uint64(max) {
-		return 0, &LengthError{Length: n, Max: max}
+		return 0, &LengthError{Length: n, Max: max, Version: binary.BigEndian.Uint32(h[4:])}
 	}
 	return int(n), nil
 }
