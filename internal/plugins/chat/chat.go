@@ -11,7 +11,8 @@
 //     expected shape, 401 chat command before verify, 403 chat_from is not
 //     the sender's ID (nothing is relayed), 404 unknown command id, 411
 //     frame length below 12 and 413 above --max-frame (both then close the
-//     connection, after the reply is sent).
+//     connection, after the reply is sent), 429 more than --max-errors
+//     protocol errors in one second (closed likewise).
 //   - Delivery failure: 199 {"code": 410, "error": "...", "undelivered":
 //     [IDs]} lists, as the sender wrote them, recipients of a 2 or 3 that
 //     were offline (or were just disconnected for a full queue).
@@ -77,6 +78,8 @@ the sender's own ID. Error codes (command 199):
   410 delivery failure: "undelivered": [IDs] lists the offline recipients
   411 frame length below 12: the connection is then closed
   413 frame length above --max-frame: the connection is then closed
+  429 more than --max-errors protocol errors (400, 401, 403, 404) in one
+      second: the connection is then closed
 
 Any frame counts as activity; a connection silent for longer than
 --heartbeat-timeout (also one that never sent anything) is dropped and
@@ -84,6 +87,11 @@ logged. The sweep runs every quarter of the timeout, so a silent client is
 dropped between 1 and 1.25 timeouts after its last frame. A client whose
 unsent output exceeds --send-queue bytes (a slow reader) is disconnected
 and logged; the others are not delayed by it.
+
+Protocol errors are logged, but of the warnings about one client address
+only the first 5 of every 10 seconds; the rest are counted in one line
+"suppressed N similar lines from ADDRESS", so a client repeating a fault
+cannot rotate the log's history away.
 
 --port takes a port number (served on --iface) or an endpoint string such
 as tcp:8124:interface=::1 or unix:/run/chat.sock.`,
@@ -98,12 +106,13 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	maxFrame := fs.Int("max-frame", def.MaxFrame, "largest frame accepted, in bytes, header included")
 	timeout := fs.Duration("heartbeat-timeout", def.HeartbeatTimeout, "drop a connection silent for this long (e.g. 30s, 2m)")
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
+	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, QueueBytes: *queue}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, QueueBytes: *queue, MaxErrors: *maxErrors}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -119,6 +128,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid value %v for --heartbeat-timeout: must be positive", c.HeartbeatTimeout)
 	case c.QueueBytes < c.MaxFrame:
 		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
+	case c.MaxErrors < 0:
+		return fmt.Errorf("invalid value %d for --max-errors: must be 0 or more", c.MaxErrors)
 	}
 	return nil
 }

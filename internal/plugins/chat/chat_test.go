@@ -232,7 +232,7 @@ func TestSpoofedFromRefused(t *testing.T) {
 		m.send(1, cmd, `{"chat_from":"alice","chat_to":`+to+`,"chat_content":"from alice, honest"}`)
 		m.expectError(1, wire.CodeNotYou)
 	}
-	logs.waitLog(t, "chat_from names another user")
+	logs.waitLog(t, "protocol error 403: chat_from must be your own ID")
 	bob.sync() // bob received none of them
 	cs[1].sync()
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
@@ -21,11 +22,14 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// QueueBytes bounds a connection's unsent output.
 	QueueBytes int
+	// MaxErrors is how many protocol errors a connection may commit in one
+	// second before it is closed; 0 means no limit.
+	MaxErrors int
 }
 
 // DefaultConfig returns the flags' defaults.
 func DefaultConfig() Config {
-	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, QueueBytes: 256 << 10}
+	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, QueueBytes: 256 << 10, MaxErrors: 50}
 }
 
 // Hub is the chat server's state: every connection, the table of logged-in
@@ -37,6 +41,10 @@ type Hub struct {
 	log   *slog.Logger
 	clock reactor.Clock
 	sweep *reactor.LoopingCall
+	// warns bounds each client address's lines about protocol errors, and
+	// closes its lines about connections closed for them: limited apart,
+	// so the line closing a connection shows even after a burst of errors.
+	warns, closes *logging.PeerLimiter
 
 	mu    sync.RWMutex
 	users map[string]*peer   // verified ID -> connection
@@ -59,6 +67,8 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
 		users: map[string]*peer{}, conns: map[*peer]struct{}{},
 	}
+	h.warns = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
+	h.closes = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.sweep = reactor.NewLoopingCall(clock, h.dropSilent)
 	return h
 }
@@ -76,9 +86,12 @@ func (h *Hub) Start(context.Context) error {
 	return h.sweep.Start(h.cfg.SweepInterval(), false)
 }
 
-// Stop stops the sweep (after the port has closed every connection).
+// Stop stops the sweep (after the port has closed every connection) and
+// reports the warnings still suppressed.
 func (h *Hub) Stop(context.Context) error {
 	h.sweep.Stop()
+	h.warns.Flush(true)
+	h.closes.Flush(true)
 	return nil
 }
 
@@ -174,6 +187,10 @@ func (h *Hub) broadcast(from *peer, m *message) {
 // dropSilent drops every connection silent for longer than the heartbeat
 // timeout, logged in or not.
 func (h *Hub) dropSilent() {
+	// The sweep is the hub's periodic task, so it also reports the
+	// warnings suppressed from clients that went quiet.
+	h.warns.Flush(false)
+	h.closes.Flush(false)
 	now := h.clock.Now()
 	limit := now.Add(-h.cfg.HeartbeatTimeout).UnixNano()
 	var late []*peer

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
@@ -28,6 +29,8 @@ type peer struct {
 	t   reactor.Transport
 	log *slog.Logger
 	dec wire.Decoder
+	// addrKey names the client's address for the hub's warning limit.
+	addrKey string
 
 	// lastActive is the clock time (UnixNano) of the last complete frame.
 	lastActive atomic.Int64
@@ -38,6 +41,10 @@ type peer struct {
 	// Read and written on the connection's goroutine only.
 	id      wire.ID // zero until verified
 	version uint32  // of the frame being handled, for replies
+	// errSecond is the clock second (Unix) errors counts protocol errors
+	// in, for --max-errors.
+	errSecond int64
+	errors    int
 
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
@@ -56,6 +63,7 @@ type peer struct {
 func (p *peer) ConnectionMade(t reactor.Transport) {
 	p.t = t
 	p.log = p.hub.log.With("peer", t.RemoteAddr().String())
+	p.addrKey = logging.PeerKey(t.RemoteAddr())
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.hub.track(p)
 }
@@ -71,7 +79,7 @@ func (p *peer) DataReceived(b []byte) {
 		if le.TooShort() {
 			code = wire.CodeShortFrame
 		}
-		p.log.Warn(fmt.Sprintf("bad frame: %v; closing", err))
+		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("bad frame: %v; closing", err))
 		p.version = le.Version
 		p.replyError(code, err.Error(), nil)
 		p.stop()
@@ -240,7 +248,7 @@ func (p *peer) handle(f wire.Frame) bool {
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.version = f.Version
 	if len(f.Body) > 0 && !utf8.Valid(f.Body) {
-		p.replyError(wire.CodeBadBody, "body is not UTF-8", nil)
+		p.protocolError(wire.CodeBadBody, "body is not UTF-8")
 		return !p.stopped.Load()
 	}
 	switch f.Command {
@@ -249,12 +257,12 @@ func (p *peer) handle(f wire.Frame) bool {
 		p.verify(f.Body)
 	case wire.CmdSingle, wire.CmdGroup, wire.CmdBroadcast:
 		if p.id.Key == "" {
-			p.replyError(wire.CodeNotVerified, "verify first (command 1)", nil)
+			p.protocolError(wire.CodeNotVerified, "verify first (command 1)")
 			break
 		}
 		p.chat(f.Command, f.Body)
 	default:
-		p.replyError(wire.CodeUnknownCmd, fmt.Sprintf("unknown command %d", f.Command), nil)
+		p.protocolError(wire.CodeUnknownCmd, fmt.Sprintf("unknown command %d", f.Command))
 	}
 	return !p.stopped.Load()
 }
@@ -262,12 +270,12 @@ func (p *peer) handle(f wire.Frame) bool {
 func (p *peer) verify(body []byte) {
 	var v wire.Verify
 	if err := json.Unmarshal(body, &v); err != nil {
-		p.replyError(wire.CodeBadBody, "verify body: "+jsonProblem(err), nil)
+		p.protocolError(wire.CodeBadBody, "verify body: "+jsonProblem(err))
 		return
 	}
 	id, err := wire.ParseID(v.PhoneNumber)
 	if err != nil {
-		p.replyError(wire.CodeBadBody, "phone_number: "+err.Error(), nil)
+		p.protocolError(wire.CodeBadBody, "phone_number: "+err.Error())
 		return
 	}
 	// Copy: the body aliases the read buffer.
@@ -279,21 +287,20 @@ func (p *peer) verify(body []byte) {
 func (p *peer) chat(cmd uint32, body []byte) {
 	var c wire.Chat
 	if err := json.Unmarshal(body, &c); err != nil {
-		p.replyError(wire.CodeBadBody, "chat body: "+jsonProblem(err), nil)
+		p.protocolError(wire.CodeBadBody, "chat body: "+jsonProblem(err))
 		return
 	}
 	from, err := wire.ParseID(c.From)
 	if err != nil {
-		p.replyError(wire.CodeBadBody, "chat_from: "+err.Error(), nil)
+		p.protocolError(wire.CodeBadBody, "chat_from: "+err.Error())
 		return
 	}
 	if from.Key != p.id.Key {
-		p.log.Warn("refused a message whose chat_from names another user", "id", p.id.Key, "chat_from", from.Key)
-		p.replyError(wire.CodeNotYou, "chat_from must be your own ID", nil)
+		p.protocolError(wire.CodeNotYou, "chat_from must be your own ID", "chat_from", from.Key)
 		return
 	}
 	if len(c.Content) == 0 || c.Content[0] != '"' {
-		p.replyError(wire.CodeBadBody, "chat_content must be a string", nil)
+		p.protocolError(wire.CodeBadBody, "chat_content must be a string")
 		return
 	}
 	var to []wire.ID
@@ -301,21 +308,21 @@ func (p *peer) chat(cmd uint32, body []byte) {
 	case wire.CmdSingle:
 		id, err := wire.ParseID(c.To)
 		if err != nil {
-			p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+			p.protocolError(wire.CodeBadBody, "chat_to: "+err.Error())
 			return
 		}
 		to = []wire.ID{id}
 	case wire.CmdGroup:
 		var list []json.RawMessage
 		if err := json.Unmarshal(c.To, &list); err != nil || len(list) == 0 {
-			p.replyError(wire.CodeBadBody, "chat_to must be a non-empty list of IDs", nil)
+			p.protocolError(wire.CodeBadBody, "chat_to must be a non-empty list of IDs")
 			return
 		}
 		to = make([]wire.ID, 0, len(list))
 		for _, raw := range list {
 			id, err := wire.ParseID(raw)
 			if err != nil {
-				p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+				p.protocolError(wire.CodeBadBody, "chat_to: "+err.Error())
 				return
 			}
 			to = append(to, id)
@@ -332,6 +339,27 @@ func (p *peer) chat(cmd uint32, body []byte) {
 			raws[i] = id.Raw
 		}
 		p.replyError(wire.CodeUndelivered, "not delivered: recipient offline", raws)
+	}
+}
+
+// protocolError answers a frame the client got wrong, logs it (a few lines
+// per interval from one address: a client repeating the fault must not
+// rotate the log's history away) and closes a connection that commits more
+// than --max-errors of them in one second.
+func (p *peer) protocolError(code int, text string, logArgs ...any) {
+	p.replyError(code, text, nil)
+	p.hub.warns.Warn(p.log, p.addrKey, fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
+	limit := p.hub.cfg.MaxErrors
+	if limit <= 0 || p.stopped.Load() {
+		return
+	}
+	if now := p.hub.clock.Now().Unix(); now != p.errSecond {
+		p.errSecond, p.errors = now, 0
+	}
+	if p.errors++; p.errors > limit {
+		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
+		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
+		p.stop()
 	}
 }
 

@@ -38,14 +38,15 @@ const (
 // Error codes carried in a CmdError body. They borrow HTTP's numbers so a
 // reader can guess their meaning.
 const (
-	CodeBadBody     = 400 // body is not JSON of the command's shape
-	CodeNotVerified = 401 // a chat command before a successful verify
-	CodeNotYou      = 403 // chat_from names someone other than the sender
-	CodeUnknownCmd  = 404 // unknown command id; the stream stays in sync
-	CodeReplaced    = 409 // the ID logged in on another connection; this one closes
-	CodeUndelivered = 410 // some recipients were offline; "undelivered" lists them
-	CodeShortFrame  = 411 // frame length below 12; the connection closes
-	CodeLargeFrame  = 413 // frame length above the maximum; the connection closes
+	CodeBadBody       = 400 // body is not JSON of the command's shape
+	CodeNotVerified   = 401 // a chat command before a successful verify
+	CodeNotYou        = 403 // chat_from names someone other than the sender
+	CodeUnknownCmd    = 404 // unknown command id; the stream stays in sync
+	CodeReplaced      = 409 // the ID logged in on another connection; this one closes
+	CodeUndelivered   = 410 // some recipients were offline; "undelivered" lists them
+	CodeShortFrame    = 411 // frame length below 12; the connection closes
+	CodeLargeFrame    = 413 // frame length above the maximum; the connection closes
+	CodeTooManyErrors = 429 // too many protocol errors in one second; the connection closes
 )
 
 // ErrorBody is the body of a CmdError reply.
