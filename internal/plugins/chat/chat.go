@@ -83,8 +83,11 @@ the sender's own ID. Error codes (command 199):
 
 Any frame counts as activity; a connection silent for longer than
 --heartbeat-timeout (also one that never sent anything) is dropped and
-logged. The sweep runs every quarter of the timeout, so a silent client is
-dropped between 1 and 1.25 timeouts after its last frame. A client whose
+logged. A frame must arrive whole within --frame-timeout of its first
+byte, or the connection is dropped and logged: a client cannot hold a
+frame's buffer by stalling in the middle of it. The buffer is allocated
+once, at the length the header declares. The sweep runs every quarter of
+the shorter timeout, so a client is dropped at most that much late. A client whose
 unsent output exceeds --send-queue bytes (a slow reader) is disconnected
 and logged; the others are not delayed by it.
 
@@ -105,6 +108,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
 	maxFrame := fs.Int("max-frame", def.MaxFrame, "largest frame accepted, in bytes, header included")
 	timeout := fs.Duration("heartbeat-timeout", def.HeartbeatTimeout, "drop a connection silent for this long (e.g. 30s, 2m)")
+	frameTimeout := fs.Duration("frame-timeout", def.FrameTimeout, "drop a connection whose frame takes longer than this from its first byte to its last")
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
 	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
 	return func(env plugins.Env) (service.Service, error) {
@@ -112,7 +116,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, QueueBytes: *queue, MaxErrors: *maxErrors}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -126,6 +130,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid value %d for --max-frame: must be from %d to %d", c.MaxFrame, wire.HeaderLen, 1<<30)
 	case c.HeartbeatTimeout <= 0:
 		return fmt.Errorf("invalid value %v for --heartbeat-timeout: must be positive", c.HeartbeatTimeout)
+	case c.FrameTimeout <= 0:
+		return fmt.Errorf("invalid value %v for --frame-timeout: must be positive", c.FrameTimeout)
 	case c.QueueBytes < c.MaxFrame:
 		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
 	case c.MaxErrors < 0:

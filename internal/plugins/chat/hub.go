@@ -20,6 +20,9 @@ type Config struct {
 	MaxFrame int
 	// HeartbeatTimeout is how long a connection may stay silent.
 	HeartbeatTimeout time.Duration
+	// FrameTimeout is how long a frame may take from its first byte to its
+	// last, so a client cannot hold a large buffer by stalling mid-frame.
+	FrameTimeout time.Duration
 	// QueueBytes bounds a connection's unsent output.
 	QueueBytes int
 	// MaxErrors is how many protocol errors a connection may commit in one
@@ -29,7 +32,7 @@ type Config struct {
 
 // DefaultConfig returns the flags' defaults.
 func DefaultConfig() Config {
-	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, QueueBytes: 256 << 10, MaxErrors: 50}
+	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, FrameTimeout: 10 * time.Second, QueueBytes: 256 << 10, MaxErrors: 50}
 }
 
 // Hub is the chat server's state: every connection, the table of logged-in
@@ -52,6 +55,7 @@ type Hub struct {
 
 	overflows atomic.Int64 // peers dropped for a full queue, for tests
 	timeouts  atomic.Int64 // peers dropped for silence, for tests
+	stalls    atomic.Int64 // peers dropped for a stalled frame, for tests
 }
 
 // NewHub returns a hub timing heartbeats on clock; nil means
@@ -73,10 +77,16 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 	return h
 }
 
-// SweepInterval is how often silent connections are looked for: a quarter
-// of the timeout, so one is dropped between 1 and 1.25 timeouts after its
-// last frame.
-func (c Config) SweepInterval() time.Duration { return max(c.HeartbeatTimeout/4, time.Millisecond) }
+// SweepInterval is how often silent connections and stalled frames are
+// looked for: a quarter of the shorter timeout, so a connection is dropped
+// at most a quarter of that timeout late.
+func (c Config) SweepInterval() time.Duration {
+	shorter := c.HeartbeatTimeout
+	if c.FrameTimeout > 0 {
+		shorter = min(shorter, c.FrameTimeout)
+	}
+	return max(shorter/4, time.Millisecond)
+}
 
 // Name returns "hub".
 func (h *Hub) Name() string { return "hub" }
@@ -185,7 +195,8 @@ func (h *Hub) broadcast(from *peer, m *message) {
 }
 
 // dropSilent drops every connection silent for longer than the heartbeat
-// timeout, logged in or not.
+// timeout, logged in or not, and every one whose frame in progress has
+// taken longer than the frame timeout.
 func (h *Hub) dropSilent() {
 	// The sweep is the hub's periodic task, so it also reports the
 	// warnings suppressed from clients that went quiet.
@@ -193,14 +204,25 @@ func (h *Hub) dropSilent() {
 	h.closes.Flush(false)
 	now := h.clock.Now()
 	limit := now.Add(-h.cfg.HeartbeatTimeout).UnixNano()
-	var late []*peer
+	frameLimit := now.Add(-h.cfg.FrameTimeout).UnixNano()
+	var late, stalled []*peer
 	h.mu.RLock()
 	for p := range h.conns {
-		if p.lastActive.Load() < limit && !p.stopped.Load() {
+		switch {
+		case p.stopped.Load():
+		case p.lastActive.Load() < limit:
 			late = append(late, p)
+		case h.cfg.FrameTimeout > 0 && p.frameStart.Load() != 0 && p.frameStart.Load() < frameLimit:
+			stalled = append(stalled, p)
 		}
 	}
 	h.mu.RUnlock()
+	for _, p := range stalled {
+		h.closes.Warn(p.log, p.addrKey, fmt.Sprintf("frame incomplete after %v (%d bytes of it received; --frame-timeout %v): dropping",
+			now.Sub(time.Unix(0, p.frameStart.Load())).Round(time.Millisecond), p.buffered.Load(), h.cfg.FrameTimeout), "id", p.idForLog())
+		h.stalls.Add(1)
+		p.drop()
+	}
 	for _, p := range late {
 		silent := now.Sub(time.Unix(0, p.lastActive.Load())).Round(time.Millisecond)
 		p.log.Info(fmt.Sprintf("no frame for %v (heartbeat timeout %v): dropping", silent, h.cfg.HeartbeatTimeout), "id", p.idForLog())

@@ -34,6 +34,12 @@ type peer struct {
 
 	// lastActive is the clock time (UnixNano) of the last complete frame.
 	lastActive atomic.Int64
+	// frameStart is the clock time (UnixNano) the frame in progress began
+	// to arrive, 0 between frames; buffered is how much of it is held.
+	frameStart atomic.Int64
+	buffered   atomic.Int64
+	// frames counts complete frames, on the connection's goroutine.
+	frames uint64
 	// stopped is set once input is no longer processed (framing error,
 	// eviction, time-out, shutdown).
 	stopped atomic.Bool
@@ -72,7 +78,9 @@ func (p *peer) DataReceived(b []byte) {
 	if p.stopped.Load() {
 		return
 	}
+	before := p.frames
 	err := p.dec.Feed(b, p.handle)
+	p.noteFrameStart(before)
 	var le *wire.LengthError
 	if errors.As(err, &le) {
 		code := wire.CodeLargeFrame
@@ -83,6 +91,20 @@ func (p *peer) DataReceived(b []byte) {
 		p.version = le.Version
 		p.replyError(code, err.Error(), nil)
 		p.stop()
+	}
+}
+
+// noteFrameStart records when the frame now in progress, if any, began: at
+// this read if a frame was completed in it (the rest is a new frame), or
+// if none was in progress before it.
+func (p *peer) noteFrameStart(framesBefore uint64) {
+	n := p.dec.Buffered()
+	p.buffered.Store(int64(n))
+	switch {
+	case n == 0:
+		p.frameStart.Store(0)
+	case p.frames != framesBefore || p.frameStart.Load() == 0:
+		p.frameStart.Store(p.hub.clock.Now().UnixNano())
 	}
 }
 
@@ -245,6 +267,7 @@ func (p *peer) idForLog() string {
 
 // handle processes one frame; it returns false to stop decoding.
 func (p *peer) handle(f wire.Frame) bool {
+	p.frames++
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.version = f.Version
 	if len(f.Body) > 0 && !utf8.Valid(f.Body) {
