@@ -28,6 +28,7 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -157,6 +158,14 @@ type Server struct {
 	*service.Collection
 	Hub  *Hub
 	Port *reactor.Port
+}
+
+// Stop stops the port, then the hub, under ctx's deadline; the hub learns
+// the deadline first, so connections asked to stop wait for each other
+// only as long as leaves time to flush what they were sent.
+func (s *Server) Stop(ctx context.Context) error {
+	s.Hub.beginStop(ctx)
+	return s.Collection.Stop(ctx)
 }
 
 // New returns the server's service tree; clock times heartbeats (nil means

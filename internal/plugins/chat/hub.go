@@ -53,6 +53,17 @@ type Hub struct {
 	users map[string]*peer   // verified ID -> connection
 	conns map[*peer]struct{} // every connection, verified or not
 
+	// A graceful stop, under mu: once the port asks the first connection
+	// to stop, connections go on receiving until every one has been asked
+	// (and has handled what it sent before that), or until settle has
+	// passed; then released is set and all close. A message is relayed
+	// before released, to everyone connected, or not at all.
+	stopping bool
+	unasked  int // tracked connections not yet asked to stop
+	released bool
+	settle   time.Duration
+	settler  reactor.Timer
+
 	overflows atomic.Int64 // peers dropped for a full queue, for tests
 	timeouts  atomic.Int64 // peers dropped for silence, for tests
 	stalls    atomic.Int64 // peers dropped for a stalled frame, for tests
@@ -70,6 +81,7 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 	h := &Hub{
 		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
 		users: map[string]*peer{}, conns: map[*peer]struct{}{},
+		settle: maxSettle,
 	}
 	h.warns = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.closes = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
@@ -96,9 +108,84 @@ func (h *Hub) Start(context.Context) error {
 	return h.sweep.Start(h.cfg.SweepInterval(), false)
 }
 
+// maxSettle bounds how long connections asked to stop keep receiving
+// while others have not been asked yet; it is only reached if a
+// connection's goroutine is slow to take its stop request.
+const maxSettle = time.Second
+
+// beginStop sets how long connections may wait for the others to be asked
+// to stop: maxSettle, or half the grace period left if that is shorter,
+// so what they were sent is still flushed within the grace period.
+func (h *Hub) beginStop(ctx context.Context) {
+	settle := maxSettle
+	if dl, ok := ctx.Deadline(); ok {
+		settle = min(settle, time.Until(dl)/2)
+	}
+	h.mu.Lock()
+	h.settle = settle
+	h.mu.Unlock()
+}
+
+// stopRequested is a connection's graceful stop: it handles no more input
+// and closes once every connection has been asked to stop, so a broadcast
+// accepted from another connection before its stop request still reaches
+// this one.
+func (h *Hub) stopRequested(p *peer) {
+	p.stopped.Store(true)
+	h.mu.Lock()
+	if !p.asked {
+		p.asked = true
+		h.unasked--
+	}
+	first := !h.stopping
+	h.stopping = true
+	if h.released {
+		h.mu.Unlock()
+		p.stop()
+		return
+	}
+	if h.unasked > 0 {
+		if first {
+			h.settler = h.clock.AfterFunc(h.settle, func() { h.release(true) })
+		}
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	h.release(false)
+}
+
+// release closes every connection after what is queued for it is written.
+// late says the settle time ran out with some connections not yet asked
+// to stop.
+func (h *Hub) release(late bool) {
+	h.mu.Lock()
+	if h.released {
+		h.mu.Unlock()
+		return
+	}
+	h.released = true
+	if h.settler != nil {
+		h.settler.Stop()
+	}
+	unasked := h.unasked
+	all := make([]*peer, 0, len(h.conns))
+	for p := range h.conns {
+		all = append(all, p)
+	}
+	h.mu.Unlock()
+	if late {
+		h.log.Warn(fmt.Sprintf("%d connection(s) not yet asked to stop after %v: closing all; messages arriving from now on are not relayed", unasked, h.settle))
+	}
+	for _, p := range all {
+		p.stop()
+	}
+}
+
 // Stop stops the sweep (after the port has closed every connection) and
 // reports the warnings still suppressed.
 func (h *Hub) Stop(context.Context) error {
+	h.release(false)
 	h.sweep.Stop()
 	h.warns.Flush(true)
 	h.closes.Flush(true)
@@ -120,6 +207,7 @@ func (h *Hub) Online() int {
 func (h *Hub) track(p *peer) {
 	h.mu.Lock()
 	h.conns[p] = struct{}{}
+	h.unasked++
 	h.mu.Unlock()
 }
 
@@ -131,7 +219,15 @@ func (h *Hub) forget(p *peer) {
 	if k := p.key.Load(); k != nil && h.users[*k] == p {
 		delete(h.users, *k)
 	}
+	if !p.asked {
+		p.asked = true
+		h.unasked--
+	}
+	last := h.stopping && !h.released && h.unasked == 0
 	h.mu.Unlock()
+	if last {
+		h.release(false)
+	}
 }
 
 // login binds id to p and queues the verify result. An older connection
@@ -169,6 +265,9 @@ var replacedBody = []byte(fmt.Sprintf(`{"code":%d,"error":"logged in from anothe
 func (h *Hub) deliver(to []wire.ID, m *message) (missed []wire.ID) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if h.released {
+		return nil // stopped: the sender is closing too
+	}
 	seen := make(map[string]bool, len(to))
 	for _, id := range to {
 		if seen[id.Key] {
@@ -187,6 +286,9 @@ func (h *Hub) deliver(to []wire.ID, m *message) (missed []wire.ID) {
 func (h *Hub) broadcast(from *peer, m *message) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if h.released {
+		return // some recipients may be closing already: none or all
+	}
 	for _, q := range h.users {
 		if q != from {
 			q.send(m.frame(q.loginVersion))

@@ -55,7 +55,9 @@ type peer struct {
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
 	loginVersion uint32
-	key          atomic.Pointer[string] // the verified ID, for log lines
+	// asked is set under hub.mu once the peer was asked to stop or is gone.
+	asked bool
+	key   atomic.Pointer[string] // the verified ID, for log lines
 
 	mu         sync.Mutex
 	queue      [][]byte
@@ -127,8 +129,9 @@ func (p *peer) ConnectionLost(error) {
 }
 
 // StopRequested is the server's graceful stop: finish writing what is
-// queued, then close.
-func (p *peer) StopRequested() { p.stop() }
+// queued, and what other connections send before they are asked to stop
+// too, then close.
+func (p *peer) StopRequested() { p.hub.stopRequested(p) }
 
 // stop ends input processing and closes once the queue is written.
 func (p *peer) stop() {
