@@ -70,9 +70,18 @@ Server to client:
   199 error          {"code": N, "error": "text"}
 
 Only 1 and 5 are accepted before a successful verify. chat_from must be
-the sender's own ID. Error codes (command 199):
+the sender's own ID.
+
+IDs are unauthenticated unless --users is given: anyone who sends verify
+with an ID takes it over (the connection holding it gets 409) and receives
+its messages, as with the classic server. With --users FILE (lines of
+ID:bcrypt-hash, the format of ftp-lite's --password-file; make one with
+htpasswd -nbB ID PASSWORD) a verify must carry the password too:
+  1 verify     {"phone_number": ID, "password": "text"}
+and one without the right password (or for an ID not in the file) gets
+401 and changes nothing: no session is replaced. Error codes (command 199):
   400 body is not JSON of the expected shape
-  401 chat command before verify
+  401 chat command before verify; with --users, wrong ID or password
   403 chat_from names someone else (nothing is relayed)
   404 unknown command id (the stream stays in sync)
   409 this ID logged in on another connection: this one is closed
@@ -111,13 +120,14 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	timeout := fs.Duration("heartbeat-timeout", def.HeartbeatTimeout, "drop a connection silent for this long (e.g. 30s, 2m)")
 	frameTimeout := fs.Duration("frame-timeout", def.FrameTimeout, "drop a connection whose frame takes longer than this from its first byte to its last")
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
+	users := fs.String("users", "", "password file of ID:bcrypt-hash lines; a verify must then carry the ID's password")
 	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}

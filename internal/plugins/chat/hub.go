@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/twistd-go/twistd/internal/logging"
+	"github.com/twistd-go/twistd/internal/passwd"
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
@@ -28,6 +32,9 @@ type Config struct {
 	// MaxErrors is how many protocol errors a connection may commit in one
 	// second before it is closed; 0 means no limit.
 	MaxErrors int
+	// UsersFile, if set, is a password file (ID:bcrypt-hash lines): a
+	// verify must then carry the ID's password.
+	UsersFile string
 }
 
 // DefaultConfig returns the flags' defaults.
@@ -48,6 +55,13 @@ type Hub struct {
 	// closes its lines about connections closed for them: limited apart,
 	// so the line closing a connection shows even after a burst of errors.
 	warns, closes *logging.PeerLimiter
+
+	// accounts holds the --users file's hashes (nil without it); dummy is
+	// checked for unknown IDs, at the file's highest cost, so they take as
+	// long as known ones; checks caps concurrent bcrypt comparisons.
+	accounts passwd.Users
+	dummy    []byte
+	checks   chan struct{}
 
 	mu    sync.RWMutex
 	users map[string]*peer   // verified ID -> connection
@@ -81,7 +95,7 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 	h := &Hub{
 		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
 		users: map[string]*peer{}, conns: map[*peer]struct{}{},
-		settle: maxSettle,
+		settle: maxSettle, checks: make(chan struct{}, runtime.NumCPU()),
 	}
 	h.warns = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.closes = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
@@ -103,9 +117,49 @@ func (c Config) SweepInterval() time.Duration {
 // Name returns "hub".
 func (h *Hub) Name() string { return "hub" }
 
-// Start starts the heartbeat sweep.
-func (h *Hub) Start(context.Context) error {
+// PrivilegedStart reads the --users file while the process may still
+// read files only the starting user can.
+func (h *Hub) PrivilegedStart(context.Context) error {
+	if h.cfg.UsersFile == "" || h.accounts != nil {
+		return nil
+	}
+	users, err := passwd.Read("--users", h.cfg.UsersFile)
+	if err != nil {
+		return err
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("no such user"), users.MaxCost())
+	if err != nil {
+		return fmt.Errorf("--users %s: %w", h.cfg.UsersFile, err)
+	}
+	h.accounts, h.dummy = users, dummy
+	return nil
+}
+
+// Start starts the heartbeat sweep (reading --users first if no
+// privileged start did).
+func (h *Hub) Start(ctx context.Context) error {
+	if err := h.PrivilegedStart(ctx); err != nil {
+		return err
+	}
 	return h.sweep.Start(h.cfg.SweepInterval(), false)
+}
+
+// authenticate reports whether password is id's in the --users file. It
+// runs on the connection's goroutine, which waits for a free bcrypt slot:
+// the verify's answer must be known before the connection's next frame is
+// handled, and a waiting connection delays no other.
+func (h *Hub) authenticate(id string, password *string) bool {
+	if password == nil {
+		return false
+	}
+	hash, known := h.accounts[id]
+	if !known {
+		hash = h.dummy
+	}
+	h.checks <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(*password))
+	<-h.checks
+	return known && err == nil
 }
 
 // maxSettle bounds how long connections asked to stop keep receiving

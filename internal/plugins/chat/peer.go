@@ -304,6 +304,10 @@ func (p *peer) verify(body []byte) {
 		p.protocolError(wire.CodeBadBody, "phone_number: "+err.Error())
 		return
 	}
+	if p.hub.accounts != nil && !p.hub.authenticate(id.Key, v.Password) {
+		p.protocolError(wire.CodeNotVerified, "wrong ID or password", "phone_number", id.Key)
+		return
+	}
 	// Copy: the body aliases the read buffer.
 	id.Raw = append(json.RawMessage(nil), id.Raw...)
 	p.id = id

@@ -243,9 +243,11 @@ func ParseID(raw json.RawMessage) (ID, error) {
 	return ID{Key: key, Raw: raw}, nil
 }
 
-// Verify is the body of CmdVerify.
+// Verify is the body of CmdVerify. Password is this implementation's
+// addition, checked only by a server given a users file.
 type Verify struct {
 	PhoneNumber json.RawMessage `json:"phone_number"`
+	Password    *string         `json:"password,omitempty"`
 }
 
 // Chat is the body of CmdSingle, CmdGroup and CmdBroadcast (which has no
