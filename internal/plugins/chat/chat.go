@@ -70,16 +70,7 @@ Server to client:
   199 error          {"code": N, "error": "text"}
 
 Only 1 and 5 are accepted before a successful verify. chat_from must be
-the sender's own ID.
-
-IDs are unauthenticated unless --users is given: anyone who sends verify
-with an ID takes it over (the connection holding it gets 409) and receives
-its messages, as with the classic server. With --users FILE (lines of
-ID:bcrypt-hash, the format of ftp-lite's --password-file; make one with
-htpasswd -nbB ID PASSWORD) a verify must carry the password too:
-  1 verify     {"phone_number": ID, "password": "text"}
-and one without the right password (or for an ID not in the file) gets
-401 and changes nothing: no session is replaced. Error codes (command 199):
+the sender's own ID. Error codes (command 199):
   400 body is not JSON of the expected shape
   401 chat command before verify; with --users, wrong ID or password
   403 chat_from names someone else (nothing is relayed)
@@ -91,15 +82,29 @@ and one without the right password (or for an ID not in the file) gets
   429 more than --max-errors protocol errors (400, 401, 403, 404) in one
       second: the connection is then closed
 
+IDs are unauthenticated unless --users is given: anyone who sends verify
+with an ID takes it over (the connection holding it gets 409) and receives
+its messages, as with the classic server. With --users FILE (lines of
+ID:bcrypt-hash, the format of ftp-lite's --password-file; make one with
+htpasswd -nbB ID PASSWORD) a verify must carry the password too:
+  1 verify     {"phone_number": ID, "password": "text"}
+and one without the right password (or for an ID not in the file) gets
+401 and changes nothing: no session is replaced.
+
 Any frame counts as activity; a connection silent for longer than
 --heartbeat-timeout (also one that never sent anything) is dropped and
 logged. A frame must arrive whole within --frame-timeout of its first
 byte, or the connection is dropped and logged: a client cannot hold a
 frame's buffer by stalling in the middle of it. The buffer is allocated
 once, at the length the header declares. The sweep runs every quarter of
-the shorter timeout, so a client is dropped at most that much late. A client whose
-unsent output exceeds --send-queue bytes (a slow reader) is disconnected
-and logged; the others are not delayed by it.
+the shorter timeout, so a client is dropped at most that much late. A
+client whose unsent output exceeds --send-queue bytes (a slow reader) is
+disconnected and logged; the others are not delayed by it.
+
+At a stop, input already received is handled, and a message accepted
+before the stop reaches every client connected then: connections close
+only once every one has been asked to stop, and flush what they were sent
+within the runner's --grace.
 
 Protocol errors are logged, but of the warnings about one client address
 only the first 5 of every 10 seconds; the rest are counted in one line
