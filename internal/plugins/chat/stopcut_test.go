@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
+	"github.com/twistd-go/twistd/internal/testutil"
 )
 
 // TestStopDoesNotCutBroadcasts stops the server while senders broadcast
@@ -23,7 +25,32 @@ func TestStopDoesNotCutBroadcasts(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.QueueBytes = 32 << 20 // the whole bounded load fits: nobody is a slow reader
 	srv, addr, _ := startServer(t, cfg)
-	const receivers, senders, perSender, batch = 100, 4, 3000, 50
+	stopCut(t, addr, 100, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestSIGTERMDoesNotCutBroadcasts is the same with the real binary, its
+// SIGTERM and its --grace, and more receivers.
+func TestSIGTERMDoesNotCutBroadcasts(t *testing.T) {
+	p := testutil.Start(t, "", "-n", "--logfile", "-", "--grace", "10s", "chat", "--port", "0", "--iface", "127.0.0.1", "--send-queue", "33554432")
+	stopCut(t, p.ListenAddr(t), 500, func() {
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.Wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("exit code %d\n%s%s", code, p.Stdout, p.Stderr)
+		}
+	})
+}
+
+// stopCut connects receivers and 4 senders, calls stop while the senders
+// broadcast, and checks every receiver got each sender's broadcasts up to
+// the same number.
+func stopCut(t *testing.T, addr string, receivers int, stop func()) {
+	const senders, perSender, batch = 4, 3000, 50
 	conns := make([]*client, receivers)
 	for i := range conns {
 		conns[i] = dial(t, addr)
@@ -88,12 +115,9 @@ func TestStopDoesNotCutBroadcasts(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "broadcasts to flow", func() bool { return seen.Load() >= 20*receivers })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Stop a tenth of the way through, so the senders are still sending.
+	waitFor(t, "broadcasts to flow", func() bool { return seen.Load() >= int64(receivers*senders*perSender/10) })
+	stop()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
