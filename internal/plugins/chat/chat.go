@@ -8,7 +8,8 @@
 //
 //   - Error reply: command 199, body {"code": N, "error": "text"}, with the
 //     version of the frame it answers. Codes: 400 body not JSON of the
-//     expected shape, 401 chat command before verify, 403 chat_from is not
+//     expected shape, 401 chat command before verify (or, with --users, a
+//     verify without the ID's password), 403 chat_from is not
 //     the sender's ID (nothing is relayed), 404 unknown command id, 411
 //     frame length below 12 and 413 above --max-frame (both then close the
 //     connection, after the reply is sent), 429 more than --max-errors
@@ -19,6 +20,9 @@
 //   - Duplicate login: the older connection receives 199 {"code": 409,
 //     "error": "logged in from another connection"} and is closed; the new
 //     one gets 101 {"code": 1} and owns the ID.
+//   - Credentials (--users): a "password" in the verify body, checked
+//     against a file of ID:bcrypt-hash lines; without --users IDs are
+//     unauthenticated, as in the classic server.
 //
 // Each connection has a bounded outgoing queue drained by a writer
 // goroutine that runs only while the queue is non-empty and coalesces what

@@ -47,10 +47,10 @@ type peer struct {
 	// Read and written on the connection's goroutine only.
 	id      wire.ID // zero until verified
 	version uint32  // of the frame being handled, for replies
-	// errSecond is the clock second (Unix) errors counts protocol errors
-	// in, for --max-errors.
+	// errCount counts the protocol errors of the clock second (Unix)
+	// errSecond, for --max-errors.
 	errSecond int64
-	errors    int
+	errCount  int
 
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
@@ -384,9 +384,9 @@ func (p *peer) protocolError(code int, text string, logArgs ...any) {
 		return
 	}
 	if now := p.hub.clock.Now().Unix(); now != p.errSecond {
-		p.errSecond, p.errors = now, 0
+		p.errSecond, p.errCount = now, 0
 	}
-	if p.errors++; p.errors > limit {
+	if p.errCount++; p.errCount > limit {
 		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
 		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
 		p.stop()
