@@ -8,16 +8,21 @@
 //
 //   - Error reply: command 199, body {"code": N, "error": "text"}, with the
 //     version of the frame it answers. Codes: 400 body not JSON of the
-//     expected shape, 401 chat command before verify, 403 chat_from is not
+//     expected shape, 401 chat command before verify (or, with --users, a
+//     verify without the ID's password), 403 chat_from is not
 //     the sender's ID (nothing is relayed), 404 unknown command id, 411
 //     frame length below 12 and 413 above --max-frame (both then close the
-//     connection, after the reply is sent).
+//     connection, after the reply is sent), 429 more than --max-errors
+//     protocol errors in one second (closed likewise).
 //   - Delivery failure: 199 {"code": 410, "error": "...", "undelivered":
 //     [IDs]} lists, as the sender wrote them, recipients of a 2 or 3 that
 //     were offline (or were just disconnected for a full queue).
 //   - Duplicate login: the older connection receives 199 {"code": 409,
 //     "error": "logged in from another connection"} and is closed; the new
 //     one gets 101 {"code": 1} and owns the ID.
+//   - Credentials (--users): a "password" in the verify body, checked
+//     against a file of ID:bcrypt-hash lines; without --users IDs are
+//     unauthenticated, as in the classic server.
 //
 // Each connection has a bounded outgoing queue drained by a writer
 // goroutine that runs only while the queue is non-empty and coalesces what
@@ -27,6 +32,7 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -70,20 +76,44 @@ Server to client:
 Only 1 and 5 are accepted before a successful verify. chat_from must be
 the sender's own ID. Error codes (command 199):
   400 body is not JSON of the expected shape
-  401 chat command before verify
+  401 chat command before verify; with --users, wrong ID or password
   403 chat_from names someone else (nothing is relayed)
   404 unknown command id (the stream stays in sync)
   409 this ID logged in on another connection: this one is closed
   410 delivery failure: "undelivered": [IDs] lists the offline recipients
   411 frame length below 12: the connection is then closed
   413 frame length above --max-frame: the connection is then closed
+  429 more than --max-errors protocol errors (400, 401, 403, 404) in one
+      second: the connection is then closed
+
+IDs are unauthenticated unless --users is given: anyone who sends verify
+with an ID takes it over (the connection holding it gets 409) and receives
+its messages, as with the classic server. With --users FILE (lines of
+ID:bcrypt-hash, the format of ftp-lite's --password-file; make one with
+htpasswd -nbB ID PASSWORD) a verify must carry the password too:
+  1 verify     {"phone_number": ID, "password": "text"}
+and one without the right password (or for an ID not in the file) gets
+401 and changes nothing: no session is replaced.
 
 Any frame counts as activity; a connection silent for longer than
 --heartbeat-timeout (also one that never sent anything) is dropped and
-logged. The sweep runs every quarter of the timeout, so a silent client is
-dropped between 1 and 1.25 timeouts after its last frame. A client whose
-unsent output exceeds --send-queue bytes (a slow reader) is disconnected
-and logged; the others are not delayed by it.
+logged. A frame must arrive whole within --frame-timeout of its first
+byte, or the connection is dropped and logged: a client cannot hold a
+frame's buffer by stalling in the middle of it. The buffer is allocated
+once, at the length the header declares. The sweep runs every quarter of
+the shorter timeout, so a client is dropped at most that much late. A
+client whose unsent output exceeds --send-queue bytes (a slow reader) is
+disconnected and logged; the others are not delayed by it.
+
+At a stop, input already received is handled, and a message accepted
+before the stop reaches every client connected then: connections close
+only once every one has been asked to stop, and flush what they were sent
+within the runner's --grace.
+
+Protocol errors are logged, but of the warnings about one client address
+only the first 5 of every 10 seconds; the rest are counted in one line
+"suppressed N similar lines from ADDRESS", so a client repeating a fault
+cannot rotate the log's history away.
 
 --port takes a port number (served on --iface) or an endpoint string such
 as tcp:8124:interface=::1 or unix:/run/chat.sock.`,
@@ -97,13 +127,16 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
 	maxFrame := fs.Int("max-frame", def.MaxFrame, "largest frame accepted, in bytes, header included")
 	timeout := fs.Duration("heartbeat-timeout", def.HeartbeatTimeout, "drop a connection silent for this long (e.g. 30s, 2m)")
+	frameTimeout := fs.Duration("frame-timeout", def.FrameTimeout, "drop a connection whose frame takes longer than this from its first byte to its last")
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
+	users := fs.String("users", "", "password file of ID:bcrypt-hash lines; a verify must then carry the ID's password")
+	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, QueueBytes: *queue}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -117,8 +150,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid value %d for --max-frame: must be from %d to %d", c.MaxFrame, wire.HeaderLen, 1<<30)
 	case c.HeartbeatTimeout <= 0:
 		return fmt.Errorf("invalid value %v for --heartbeat-timeout: must be positive", c.HeartbeatTimeout)
+	case c.FrameTimeout <= 0:
+		return fmt.Errorf("invalid value %v for --frame-timeout: must be positive", c.FrameTimeout)
 	case c.QueueBytes < c.MaxFrame:
 		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
+	case c.MaxErrors < 0:
+		return fmt.Errorf("invalid value %d for --max-errors: must be 0 or more", c.MaxErrors)
 	}
 	return nil
 }
@@ -140,6 +177,14 @@ type Server struct {
 	*service.Collection
 	Hub  *Hub
 	Port *reactor.Port
+}
+
+// Stop stops the port, then the hub, under ctx's deadline; the hub learns
+// the deadline first, so connections asked to stop wait for each other
+// only as long as leaves time to flush what they were sent.
+func (s *Server) Stop(ctx context.Context) error {
+	s.Hub.beginStop(ctx)
+	return s.Collection.Stop(ctx)
 }
 
 // New returns the server's service tree; clock times heartbeats (nil means

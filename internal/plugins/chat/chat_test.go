@@ -125,6 +125,14 @@ func TestBadLengthsClose(t *testing.T) {
 			t.Fatalf("ok1 got %v", m)
 		}
 	}
+	// The error reply carries the bad header's version, also as the
+	// connection's first frame.
+	for _, header := range [][]byte{{0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 5}, {0, 0, 4, 1, 0, 0, 0, 7, 0, 0, 0, 2}} {
+		bad := dial(t, addr)
+		bad.write(header)
+		bad.expect(7, wire.CmdError)
+		bad.expectClosed()
+	}
 	logs.waitLog(t, "is above the maximum 1024; closing")
 	// Nothing else on the server was affected.
 	cs[0].send(1, wire.CmdSingle, `{"chat_from":"ok1","chat_to":"ok2","chat_content":"still here"}`)
@@ -224,7 +232,7 @@ func TestSpoofedFromRefused(t *testing.T) {
 		m.send(1, cmd, `{"chat_from":"alice","chat_to":`+to+`,"chat_content":"from alice, honest"}`)
 		m.expectError(1, wire.CodeNotYou)
 	}
-	logs.waitLog(t, "chat_from names another user")
+	logs.waitLog(t, "protocol error 403: chat_from must be your own ID")
 	bob.sync() // bob received none of them
 	cs[1].sync()
 }

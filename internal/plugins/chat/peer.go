@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
@@ -28,9 +29,17 @@ type peer struct {
 	t   reactor.Transport
 	log *slog.Logger
 	dec wire.Decoder
+	// addrKey names the client's address for the hub's warning limit.
+	addrKey string
 
 	// lastActive is the clock time (UnixNano) of the last complete frame.
 	lastActive atomic.Int64
+	// frameStart is the clock time (UnixNano) the frame in progress began
+	// to arrive, 0 between frames; buffered is how much of it is held.
+	frameStart atomic.Int64
+	buffered   atomic.Int64
+	// frames counts complete frames, on the connection's goroutine.
+	frames uint64
 	// stopped is set once input is no longer processed (framing error,
 	// eviction, time-out, shutdown).
 	stopped atomic.Bool
@@ -38,11 +47,17 @@ type peer struct {
 	// Read and written on the connection's goroutine only.
 	id      wire.ID // zero until verified
 	version uint32  // of the frame being handled, for replies
+	// errCount counts the protocol errors of the clock second (Unix)
+	// errSecond, for --max-errors.
+	errSecond int64
+	errCount  int
 
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
 	loginVersion uint32
-	key          atomic.Pointer[string] // the verified ID, for log lines
+	// asked is set under hub.mu once the peer was asked to stop or is gone.
+	asked bool
+	key   atomic.Pointer[string] // the verified ID, for log lines
 
 	mu         sync.Mutex
 	queue      [][]byte
@@ -56,6 +71,7 @@ type peer struct {
 func (p *peer) ConnectionMade(t reactor.Transport) {
 	p.t = t
 	p.log = p.hub.log.With("peer", t.RemoteAddr().String())
+	p.addrKey = logging.PeerKey(t.RemoteAddr())
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.hub.track(p)
 }
@@ -64,16 +80,33 @@ func (p *peer) DataReceived(b []byte) {
 	if p.stopped.Load() {
 		return
 	}
+	before := p.frames
 	err := p.dec.Feed(b, p.handle)
+	p.noteFrameStart(before)
 	var le *wire.LengthError
 	if errors.As(err, &le) {
 		code := wire.CodeLargeFrame
 		if le.TooShort() {
 			code = wire.CodeShortFrame
 		}
-		p.log.Warn(fmt.Sprintf("bad frame: %v; closing", err))
+		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("bad frame: %v; closing", err))
+		p.version = le.Version
 		p.replyError(code, err.Error(), nil)
 		p.stop()
+	}
+}
+
+// noteFrameStart records when the frame now in progress, if any, began: at
+// this read if a frame was completed in it (the rest is a new frame), or
+// if none was in progress before it.
+func (p *peer) noteFrameStart(framesBefore uint64) {
+	n := p.dec.Buffered()
+	p.buffered.Store(int64(n))
+	switch {
+	case n == 0:
+		p.frameStart.Store(0)
+	case p.frames != framesBefore || p.frameStart.Load() == 0:
+		p.frameStart.Store(p.hub.clock.Now().UnixNano())
 	}
 }
 
@@ -96,8 +129,9 @@ func (p *peer) ConnectionLost(error) {
 }
 
 // StopRequested is the server's graceful stop: finish writing what is
-// queued, then close.
-func (p *peer) StopRequested() { p.stop() }
+// queued, and what other connections send before they are asked to stop
+// too, then close.
+func (p *peer) StopRequested() { p.hub.stopRequested(p) }
 
 // stop ends input processing and closes once the queue is written.
 func (p *peer) stop() {
@@ -236,10 +270,11 @@ func (p *peer) idForLog() string {
 
 // handle processes one frame; it returns false to stop decoding.
 func (p *peer) handle(f wire.Frame) bool {
+	p.frames++
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.version = f.Version
 	if len(f.Body) > 0 && !utf8.Valid(f.Body) {
-		p.replyError(wire.CodeBadBody, "body is not UTF-8", nil)
+		p.protocolError(wire.CodeBadBody, "body is not UTF-8")
 		return !p.stopped.Load()
 	}
 	switch f.Command {
@@ -248,12 +283,12 @@ func (p *peer) handle(f wire.Frame) bool {
 		p.verify(f.Body)
 	case wire.CmdSingle, wire.CmdGroup, wire.CmdBroadcast:
 		if p.id.Key == "" {
-			p.replyError(wire.CodeNotVerified, "verify first (command 1)", nil)
+			p.protocolError(wire.CodeNotVerified, "verify first (command 1)")
 			break
 		}
 		p.chat(f.Command, f.Body)
 	default:
-		p.replyError(wire.CodeUnknownCmd, fmt.Sprintf("unknown command %d", f.Command), nil)
+		p.protocolError(wire.CodeUnknownCmd, fmt.Sprintf("unknown command %d", f.Command))
 	}
 	return !p.stopped.Load()
 }
@@ -261,12 +296,16 @@ func (p *peer) handle(f wire.Frame) bool {
 func (p *peer) verify(body []byte) {
 	var v wire.Verify
 	if err := json.Unmarshal(body, &v); err != nil {
-		p.replyError(wire.CodeBadBody, "verify body: "+jsonProblem(err), nil)
+		p.protocolError(wire.CodeBadBody, "verify body: "+jsonProblem(err))
 		return
 	}
 	id, err := wire.ParseID(v.PhoneNumber)
 	if err != nil {
-		p.replyError(wire.CodeBadBody, "phone_number: "+err.Error(), nil)
+		p.protocolError(wire.CodeBadBody, "phone_number: "+err.Error())
+		return
+	}
+	if p.hub.accounts != nil && !p.hub.authenticate(id.Key, v.Password) {
+		p.protocolError(wire.CodeNotVerified, "wrong ID or password", "phone_number", id.Key)
 		return
 	}
 	// Copy: the body aliases the read buffer.
@@ -278,21 +317,20 @@ func (p *peer) verify(body []byte) {
 func (p *peer) chat(cmd uint32, body []byte) {
 	var c wire.Chat
 	if err := json.Unmarshal(body, &c); err != nil {
-		p.replyError(wire.CodeBadBody, "chat body: "+jsonProblem(err), nil)
+		p.protocolError(wire.CodeBadBody, "chat body: "+jsonProblem(err))
 		return
 	}
 	from, err := wire.ParseID(c.From)
 	if err != nil {
-		p.replyError(wire.CodeBadBody, "chat_from: "+err.Error(), nil)
+		p.protocolError(wire.CodeBadBody, "chat_from: "+err.Error())
 		return
 	}
 	if from.Key != p.id.Key {
-		p.log.Warn("refused a message whose chat_from names another user", "id", p.id.Key, "chat_from", from.Key)
-		p.replyError(wire.CodeNotYou, "chat_from must be your own ID", nil)
+		p.protocolError(wire.CodeNotYou, "chat_from must be your own ID", "chat_from", from.Key)
 		return
 	}
 	if len(c.Content) == 0 || c.Content[0] != '"' {
-		p.replyError(wire.CodeBadBody, "chat_content must be a string", nil)
+		p.protocolError(wire.CodeBadBody, "chat_content must be a string")
 		return
 	}
 	var to []wire.ID
@@ -300,21 +338,21 @@ func (p *peer) chat(cmd uint32, body []byte) {
 	case wire.CmdSingle:
 		id, err := wire.ParseID(c.To)
 		if err != nil {
-			p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+			p.protocolError(wire.CodeBadBody, "chat_to: "+err.Error())
 			return
 		}
 		to = []wire.ID{id}
 	case wire.CmdGroup:
 		var list []json.RawMessage
 		if err := json.Unmarshal(c.To, &list); err != nil || len(list) == 0 {
-			p.replyError(wire.CodeBadBody, "chat_to must be a non-empty list of IDs", nil)
+			p.protocolError(wire.CodeBadBody, "chat_to must be a non-empty list of IDs")
 			return
 		}
 		to = make([]wire.ID, 0, len(list))
 		for _, raw := range list {
 			id, err := wire.ParseID(raw)
 			if err != nil {
-				p.replyError(wire.CodeBadBody, "chat_to: "+err.Error(), nil)
+				p.protocolError(wire.CodeBadBody, "chat_to: "+err.Error())
 				return
 			}
 			to = append(to, id)
@@ -331,6 +369,27 @@ func (p *peer) chat(cmd uint32, body []byte) {
 			raws[i] = id.Raw
 		}
 		p.replyError(wire.CodeUndelivered, "not delivered: recipient offline", raws)
+	}
+}
+
+// protocolError answers a frame the client got wrong, logs it (a few lines
+// per interval from one address: a client repeating the fault must not
+// rotate the log's history away) and closes a connection that commits more
+// than --max-errors of them in one second.
+func (p *peer) protocolError(code int, text string, logArgs ...any) {
+	p.replyError(code, text, nil)
+	p.hub.warns.Warn(p.log, p.addrKey, fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
+	limit := p.hub.cfg.MaxErrors
+	if limit <= 0 || p.stopped.Load() {
+		return
+	}
+	if now := p.hub.clock.Now().Unix(); now != p.errSecond {
+		p.errSecond, p.errCount = now, 0
+	}
+	if p.errCount++; p.errCount > limit {
+		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
+		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
+		p.stop()
 	}
 }
 

@@ -1,7 +1,6 @@
 package ftplite
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,12 +10,13 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/twistd-go/twistd/internal/passwd"
 )
 
 // Config is the plugin's parsed options.
@@ -109,7 +109,7 @@ func (s *server) PrivilegedStart(context.Context) error {
 		return fmt.Errorf("--root %s: %w", s.cfg.Root, bareErr(err))
 	}
 	if s.cfg.PasswordFile != "" {
-		users, err := readPasswordFile(s.cfg.PasswordFile)
+		users, err := passwd.Read("--password-file", s.cfg.PasswordFile)
 		if err != nil {
 			root.Close()
 			return err
@@ -143,40 +143,6 @@ func bareErr(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// readPasswordFile reads "user:bcrypt-hash" lines; blank lines and lines
-// starting with # are skipped. Anything that is not a bcrypt hash is
-// refused, so a plain-text password never works.
-func readPasswordFile(name string) (map[string][]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("--password-file %s: %w", name, bareErr(err))
-	}
-	defer f.Close()
-	users := map[string][]byte{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		user, hash, ok := strings.Cut(line, ":")
-		switch {
-		case !ok || user == "":
-			return nil, fmt.Errorf("--password-file %s line %d: want user:bcrypt-hash", name, n)
-		case users[user] != nil:
-			return nil, fmt.Errorf("--password-file %s line %d: user %q given twice", name, n, user)
-		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("--password-file %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make one with: htpasswd -nbB USER PASSWORD)", name, n, user)
-		}
-		users[user] = []byte(hash)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("--password-file %s: %w", name, err)
-	}
-	return users, nil
 }
 
 // checkPassword runs one bcrypt comparison, waiting for a free slot.

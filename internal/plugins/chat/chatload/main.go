@@ -11,6 +11,12 @@
 //	           RSS (VmRSS) and RSS per connection
 //	broadcast  one sender, R receivers: delivered messages/s, p50/p99
 //	single     P pairs chatting: messages/s, p50/p99
+//	badframes  a client sends -bad-frames spoofed broadcasts (403 each),
+//	           reconnecting whenever the server closes it, and the
+//	           server's log bytes and lines are reported (twistd only)
+//	stall      -stalled clients each send all but 536 bytes of a
+//	           65,536-byte frame and stop: the server's RSS while they
+//	           hold it, and how long until it drops them
 package main
 
 import (
@@ -50,6 +56,9 @@ var (
 	perPair    = flag.Int("messages", 500, "single: messages per pair")
 	window     = flag.Int("window", 32, "messages a sender may have undelivered")
 	limit      = flag.Duration("timeout", 60*time.Second, "bound on each scenario")
+	badFrames  = flag.Int("bad-frames", 100000, "badframes: spoofed frames to send")
+	stalled    = flag.Int("stalled", 2000, "stall: clients that stall in the middle of a frame")
+	chatArgs   = flag.String("chat-args", "", "extra chat options for twistd, space-separated")
 	baseline   = flag.String("baseline-listen", "", "internal: run the baseline server on this address")
 )
 
@@ -87,12 +96,19 @@ func run() error {
 				line, err = runBroadcast(ctx, srv)
 			case "single":
 				line, err = runSingle(ctx, srv)
+			case "badframes":
+				line, err = runBadFrames(ctx, srv)
+			case "stall":
+				line, err = runStall(ctx, srv)
 			default:
 				err = fmt.Errorf("unknown scenario %q", sc)
 			}
 			cancel()
 			if serr := srv.stop(); err == nil {
 				err = serr
+			}
+			if srv.logDir != "" {
+				os.RemoveAll(srv.logDir)
 			}
 			if err != nil {
 				return fmt.Errorf("%s on %s: %w", sc, kind, err)
@@ -110,7 +126,7 @@ func raiseFileLimit() error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		return err
 	}
-	need := uint64(*clients) + 100
+	need := uint64(max(*clients, *stalled)) + 100
 	if r.Max < need {
 		return fmt.Errorf("hard limit on open files is %d; %d clients need %d (raise it or lower -clients)", r.Max, *clients, need)
 	}
@@ -119,10 +135,14 @@ func raiseFileLimit() error {
 }
 
 type server struct {
-	kind string
-	addr string
-	cmd  *exec.Cmd
-	done chan error
+	kind   string
+	addr   string
+	logDir string // twistd's log, removed after the scenario
+	cmd    *exec.Cmd
+	done   chan error
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 func freeAddr() (string, error) {
@@ -141,15 +161,16 @@ func startServer(kind string) (*server, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	var cmd *exec.Cmd
+	var logDir string
 	switch kind {
 	case "twistd":
-		logf, err := os.CreateTemp("", "chatload-*.log")
-		if err != nil {
+		if logDir, err = os.MkdirTemp("", "chatload-log-"); err != nil {
 			return nil, err
 		}
-		logf.Close()
-		defer os.Remove(logf.Name())
-		cmd = exec.Command(*bin, "-n", "--logfile", logf.Name(), "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s")
+		// Rotation keeps 10 files of 1 MiB by default; a large size keeps
+		// every line for counting.
+		args := []string{"-n", "--logfile", logDir + "/twistd.log", "--logfile-max-size", "1024", "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s"}
+		cmd = exec.Command(*bin, append(args, strings.Fields(*chatArgs)...)...)
 	case "baseline":
 		self, err := os.Executable()
 		if err != nil {
@@ -163,7 +184,7 @@ func startServer(kind string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, addr: addr, cmd: cmd, done: make(chan error, 1)}
+	s := &server{kind: kind, addr: addr, logDir: logDir, cmd: cmd, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err := net.Dial("tcp", addr)
@@ -183,8 +204,14 @@ func startServer(kind string) (*server, error) {
 	}
 }
 
-// stop ends the server with SIGTERM; twistd must exit 0 within 30 s.
+// stop ends the server with SIGTERM; twistd must exit 0 within 30 s. Only
+// the first call acts.
 func (s *server) stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.terminate() })
+	return s.stopErr
+}
+
+func (s *server) terminate() error {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-s.done:

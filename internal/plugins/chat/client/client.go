@@ -43,6 +43,9 @@ type Config struct {
 	// ID is the identity to log in with, as a JSON value: `"alice"` or
 	// `13800138000`.
 	ID string
+	// Password, if set, is sent with the verify, for a server started with
+	// --users; a wrong one is refused with 401 (a *RefusedError).
+	Password string
 	// Version is the protocol version put in every frame; 0 means 1.
 	Version uint32
 	// Heartbeat is the interval between heartbeats; 0 means 10 s, negative
@@ -295,7 +298,11 @@ func (c *Client) newSession() *session {
 
 func (s *session) ConnectionMade(t reactor.Transport) {
 	s.t = t
-	body, _ := json.Marshal(wire.Verify{PhoneNumber: s.c.id.Raw})
+	v := wire.Verify{PhoneNumber: s.c.id.Raw}
+	if s.c.cfg.Password != "" {
+		v.Password = &s.c.cfg.Password
+	}
+	body, _ := json.Marshal(v)
 	if _, err := t.Write(wire.AppendFrame(nil, s.c.cfg.Version, wire.CmdVerify, body)); err != nil {
 		return
 	}

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A chat client written from the protocol description alone, to show the
-wire format is language-neutral. Usage: chatclient.py HOST PORT
+wire format is language-neutral. Usage: chatclient.py HOST PORT [--users]
 
 Runs a fixed conversation against a fresh server and exits 0 if every reply
-is as documented, 1 (with the reason on stderr) otherwise."""
+is as documented, 1 (with the reason on stderr) otherwise. With --users the
+server must have been started with --users naming a file where alice's
+password is "secret" and bob's "hunter2"; the conversation then checks that
+a verify needs the right password."""
 
 import json
 import socket
@@ -48,8 +51,11 @@ class Client:
             check(body.get(k) == v, "command %d: %s=%r, want %r (%r)" % (command, k, body.get(k), v, body))
         return body
 
-    def login(self, phone):
-        self.send(1, {"phone_number": phone})
+    def login(self, phone, password=None):
+        body = {"phone_number": phone}
+        if password is not None:
+            body["password"] = password
+        self.send(1, body)
         self.expect(101, code=1)
 
 
@@ -59,8 +65,30 @@ def check(cond, why):
         sys.exit(1)
 
 
+def with_users(host, port):
+    alice, bob = Client(host, port), Client(host, port)
+    alice.login("alice", "secret")
+    bob.login("bob", "hunter2")
+
+    # Without the right password nothing changes: 401, and alice keeps
+    # her session.
+    mallory = Client(host, port)
+    for body in ({"phone_number": "alice"},
+                 {"phone_number": "alice", "password": "hunter2"},
+                 {"phone_number": "carol", "password": "secret"}):
+        mallory.send(1, body)
+        mallory.expect(199, code=401, error="wrong ID or password")
+    mallory.send(2, {"chat_from": "alice", "chat_to": "bob", "chat_content": "x"})
+    mallory.expect(199, code=401)
+    bob.send(2, {"chat_from": "bob", "chat_to": "alice", "chat_content": "still there?"})
+    alice.expect(102, chat_from="bob", chat_content="still there?")
+    print("ok")
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    if sys.argv[3:] == ["--users"]:
+        return with_users(host, port)
     alice, bob, carol = Client(host, port), Client(host, port, version=2), Client(host, port)
     alice.login("alice")
     bob.login("bob")

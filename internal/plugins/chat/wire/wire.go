@@ -38,14 +38,15 @@ const (
 // Error codes carried in a CmdError body. They borrow HTTP's numbers so a
 // reader can guess their meaning.
 const (
-	CodeBadBody     = 400 // body is not JSON of the command's shape
-	CodeNotVerified = 401 // a chat command before a successful verify
-	CodeNotYou      = 403 // chat_from names someone other than the sender
-	CodeUnknownCmd  = 404 // unknown command id; the stream stays in sync
-	CodeReplaced    = 409 // the ID logged in on another connection; this one closes
-	CodeUndelivered = 410 // some recipients were offline; "undelivered" lists them
-	CodeShortFrame  = 411 // frame length below 12; the connection closes
-	CodeLargeFrame  = 413 // frame length above the maximum; the connection closes
+	CodeBadBody       = 400 // body is not JSON of the command's shape
+	CodeNotVerified   = 401 // a chat command before a successful verify
+	CodeNotYou        = 403 // chat_from names someone other than the sender
+	CodeUnknownCmd    = 404 // unknown command id; the stream stays in sync
+	CodeReplaced      = 409 // the ID logged in on another connection; this one closes
+	CodeUndelivered   = 410 // some recipients were offline; "undelivered" lists them
+	CodeShortFrame    = 411 // frame length below 12; the connection closes
+	CodeLargeFrame    = 413 // frame length above the maximum; the connection closes
+	CodeTooManyErrors = 429 // too many protocol errors in one second; the connection closes
 )
 
 // ErrorBody is the body of a CmdError reply.
@@ -78,6 +79,9 @@ func AppendFrame(dst []byte, version, command uint32, body []byte) []byte {
 type LengthError struct {
 	Length uint32
 	Max    int
+	// Version is the header's version field, so the error reply can carry
+	// it like any other reply.
+	Version uint32
 }
 
 func (e *LengthError) Error() string {
@@ -92,7 +96,9 @@ func (e *LengthError) TooShort() bool { return e.Length < HeaderLen }
 
 // Decoder splits a byte stream into frames. Its zero value accepts frames up
 // to DefaultMaxFrame. It copies only the bytes of a frame that spans reads,
-// and holds no buffer between frames.
+// into a buffer allocated once at the frame's declared length (grown by
+// doubling, a stalled frame would hold up to twice its size), and holds no
+// buffer between frames.
 type Decoder struct {
 	// Max is the largest frame length accepted; 0 means DefaultMaxFrame.
 	Max int
@@ -131,6 +137,7 @@ func (d *Decoder) Feed(p []byte, fn func(Frame) bool) error {
 			return err
 		}
 		if len(d.pending) < size {
+			d.reserve(size)
 			continue
 		}
 		ok := fn(parse(d.pending))
@@ -160,9 +167,24 @@ func (d *Decoder) Feed(p []byte, fn func(Frame) bool) error {
 		p = p[size:]
 	}
 	if len(p) > 0 {
+		if len(p) >= HeaderLen {
+			// frameLen accepted this header in the loop above.
+			d.reserve(int(binary.BigEndian.Uint32(p)))
+		}
 		d.pending = append(d.pending[:0], p...)
 	}
 	return nil
+}
+
+// reserve makes the pending buffer's capacity exactly size, the length of
+// the frame it holds the start of, unless it is already large enough.
+func (d *Decoder) reserve(size int) {
+	if cap(d.pending) >= size {
+		return
+	}
+	b := make([]byte, len(d.pending), size)
+	copy(b, d.pending)
+	d.pending = b
 }
 
 // Buffered returns how many bytes of an incomplete frame are held.
@@ -171,7 +193,7 @@ func (d *Decoder) Buffered() int { return len(d.pending) }
 func frameLen(h []byte, max int) (int, error) {
 	n := binary.BigEndian.Uint32(h)
 	if n < HeaderLen || uint64(n) > uint64(max) {
-		return 0, &LengthError{Length: n, Max: max}
+		return 0, &LengthError{Length: n, Max: max, Version: binary.BigEndian.Uint32(h[4:])}
 	}
 	return int(n), nil
 }
@@ -221,9 +243,11 @@ func ParseID(raw json.RawMessage) (ID, error) {
 	return ID{Key: key, Raw: raw}, nil
 }
 
-// Verify is the body of CmdVerify.
+// Verify is the body of CmdVerify. Password is this implementation's
+// addition, checked only by a server given a users file.
 type Verify struct {
 	PhoneNumber json.RawMessage `json:"phone_number"`
+	Password    *string         `json:"password,omitempty"`
 }
 
 // Chat is the body of CmdSingle, CmdGroup and CmdBroadcast (which has no

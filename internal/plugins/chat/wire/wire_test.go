@@ -82,7 +82,7 @@ func TestDecoderKeepsPartialFrame(t *testing.T) {
 func TestDecoderRejectsLengths(t *testing.T) {
 	hdr := func(n uint32) []byte {
 		b := binary.BigEndian.AppendUint32(nil, n)
-		return append(b, 0, 0, 0, 1, 0, 0, 0, 5)
+		return append(b, 0, 0, 0, 7, 0, 0, 0, 5)
 	}
 	good := AppendFrame(nil, 1, CmdHeartbeat, nil)
 	for _, tc := range []struct {
@@ -95,7 +95,7 @@ func TestDecoderRejectsLengths(t *testing.T) {
 			stream = append(stream, good...)
 			got, err := collect(t, &d, stream, chunks)
 			var le *LengthError
-			if !errors.As(err, &le) || le.Length != tc.length || le.TooShort() != tc.short {
+			if !errors.As(err, &le) || le.Length != tc.length || le.TooShort() != tc.short || le.Version != 7 {
 				t.Fatalf("length %d chunks %v: err %v", tc.length, chunks, err)
 			}
 			if len(got) != 1 {
@@ -128,6 +128,32 @@ func TestDecoderReleasesLargeBuffer(t *testing.T) {
 	}
 	if d.pending != nil {
 		t.Fatalf("pending buffer of cap %d kept after a large frame", cap(d.pending))
+	}
+}
+
+// TestDecoderAllocatesOnce feeds a large frame in small reads: the buffer
+// holding it must be allocated at the frame's declared length, not grown by
+// doubling (which held 1.8 times a stalled frame).
+func TestDecoderAllocatesOnce(t *testing.T) {
+	const size = 65536
+	f := AppendFrame(nil, 1, 2, make([]byte, size-HeaderLen))
+	for _, first := range []int{5, HeaderLen, 2048} {
+		var d Decoder
+		n := 0
+		d.Feed(f[:first], func(Frame) bool { n++; return true })
+		for off := first; off < 65000; off += 2048 {
+			d.Feed(f[off:min(off+2048, 65000)], func(Frame) bool { n++; return true })
+			if cap(d.pending) != size {
+				t.Fatalf("first read %d: after %d bytes the buffer has cap %d, want %d", first, min(off+2048, 65000), cap(d.pending), size)
+			}
+		}
+		if n != 0 || d.Buffered() != 65000 {
+			t.Fatalf("first read %d: %d frames, %d buffered", first, n, d.Buffered())
+		}
+		d.Feed(f[65000:], func(Frame) bool { n++; return true })
+		if n != 1 || d.Buffered() != 0 {
+			t.Fatalf("first read %d: %d frames at the end, %d buffered", first, n, d.Buffered())
+		}
 	}
 }
 
