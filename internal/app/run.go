@@ -41,6 +41,11 @@ type runner struct {
 
 	health  *health
 	metrics *runnerMetrics // nil without --metrics
+
+	origin    origin
+	inherited *daemon.Inherited // what the replaced process handed us (reload)
+	pid       *daemon.Pidfile
+	info      daemon.Info // the record beside the pidfile
 }
 
 // newRunner checks the runner options and sets up logging to stderr until
@@ -84,6 +89,7 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 	}
 	r.root = service.NewCollection(name, r.log)
 	r.health = newHealth()
+	r.origin = startedAs()
 	if opts.Metrics != "" {
 		ep, err := reactor.ParseEndpoint(opts.Metrics)
 		if err != nil {
@@ -121,7 +127,14 @@ func run(opts *Options, flags *pflag.FlagSet, name string, build plugins.Build, 
 }
 
 func (r *runner) run() error {
-	if !r.opts.NoDaemon {
+	if r.inherited = daemon.Inheritance(); r.inherited != nil {
+		// A replacement reports to the process it replaces, daemon or not.
+		st, err := r.inherited.Status()
+		if err != nil {
+			return failure(err)
+		}
+		r.status = st
+	} else if !r.opts.NoDaemon {
 		if !daemon.IsChild() {
 			// The starting command: everything was validated above, so
 			// what is left to say comes from the daemon.
@@ -139,7 +152,7 @@ func (r *runner) run() error {
 	// (whose default actions kill, leaving the pidfile) are safe as soon as
 	// the log is open.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP, sigReload)
 	defer signal.Stop(sigs)
 	// A closed stdout must not kill us with SIGPIPE; writes then fail instead.
 	signal.Ignore(syscall.SIGPIPE)
@@ -198,17 +211,24 @@ func (r *runner) run() error {
 	if err != nil {
 		return r.startFailed(err)
 	}
-	defer r.releasePidfile(pid)
+	r.pid = pid
+	defer func() { r.releasePidfile(r.pid) }()
 
 	// Start-up runs beside the signal loop, so a SIGTERM while a service
 	// is stuck starting abandons it instead of waiting.
 	base := reactor.WithMaxConnections(service.WithGrace(context.Background(), r.opts.Grace), r.opts.MaxConnections)
+	if r.inherited != nil {
+		base = reactor.WithAdopter(base, r.inherited.Socket)
+	}
 	ctx, abandon := context.WithCancelCause(base)
 	defer abandon(nil)
 	started := make(chan error, 1)
 	go func() { started <- r.start(ctx) }()
 	if err := r.awaitStart(sigs, started, abandon); err != nil {
 		return err
+	}
+	if unused := r.inherited.CloseUnused(); len(unused) > 0 {
+		r.log.Info(fmt.Sprintf("closed %d inherited socket(s) no service serves now: %v", len(unused), unused))
 	}
 	r.log.Info("started")
 	r.ready()
@@ -217,7 +237,9 @@ func (r *runner) run() error {
 
 	sig := r.serve(sigs)
 	r.health.ready.Store(false)
-	r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
+	if sig != sigReload {
+		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
+	}
 	stopWatchdog()
 	if _, err := daemon.Notify("STOPPING=1"); err != nil {
 		r.log.Warn(err.Error())
@@ -226,13 +248,40 @@ func (r *runner) run() error {
 }
 
 // serve is the lifecycle loop while the services run: it reopens the log
-// on its signals, answers health pings, and returns the signal that asks
-// for a stop.
+// on its signals, answers health pings, runs reloads, and returns the
+// signal that asks for a stop (sigReload once a replacement took over).
 func (r *runner) serve(sigs <-chan os.Signal) os.Signal {
+	var reloading <-chan reloadResult
+	var stopAfter os.Signal // a stop asked for while a reload runs
 	for {
 		select {
+		case res := <-reloading:
+			reloading = nil
+			if res.err == nil {
+				r.handOver(res.pid)
+				return sigReload
+			}
+			if stopAfter != nil {
+				return stopAfter
+			}
 		case sig := <-sigs:
+			if sig == sigReload {
+				if reloading != nil {
+					r.log.Warn("received SIGUSR2 during a reload; ignored")
+					continue
+				}
+				r.log.Info("received SIGUSR2, reloading")
+				reloading = r.startReload()
+				continue
+			}
 			if !r.reopens(sig) {
+				if reloading != nil {
+					// The replacement holds our sockets and pidfile: let
+					// the attempt end first (within --start-timeout).
+					r.log.Info(fmt.Sprintf("received %s during a reload; stopping once it ends", signalName(sig)))
+					stopAfter = sig
+					continue
+				}
 				return sig
 			}
 			if stallHook && sig == syscall.SIGUSR1 {
