@@ -150,19 +150,12 @@ func Parse(file string, data []byte) (*App, error) {
 
 type decoder struct {
 	file  string
-	lines map[string]int
+	lines *positions
 	errs  Errors
 }
 
 // line returns where path is defined, or where its nearest ancestor is.
-func (d *decoder) line(path ...string) int {
-	for i := len(path); i > 0; i-- {
-		if l, ok := d.lines[pathKey(path[:i])]; ok {
-			return l
-		}
-	}
-	return 1
-}
+func (d *decoder) line(path ...string) int { return d.lines.Line(path...) }
 
 func (d *decoder) errorf(line int, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Msg: fmt.Sprintf(format, args...)})
