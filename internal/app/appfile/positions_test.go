@@ -19,14 +19,24 @@ func nested(n int) []byte {
 func TestDeepNestingIsCheap(t *testing.T) {
 	src := nested(50_000)
 	start := time.Now()
+	var doc map[string]any
+	if err := toml.Unmarshal(src, &doc); err != nil {
+		t.Fatal(err)
+	}
+	alone := time.Since(start)
+	start = time.Now()
 	_, err := Parse("deep.toml", src)
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), `deep.toml:1: unknown key "a"`) {
 		t.Fatalf("error %v, want the unknown key on line 1", err)
 	}
-	if took > 500*time.Millisecond {
-		t.Fatalf("parsing 50,000 nested parts took %v", took)
+	// Against the TOML library on the same file, so a loaded machine or the
+	// race detector does not fail it: linear work is a few times the
+	// library's, quadratic was 1,900 times.
+	if took > 10*alone+100*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("parsing 50,000 nested parts took %v (the TOML library alone: %v)", took, alone)
 	}
+	t.Logf("50,000 nested parts: %v (the TOML library alone: %v)", took, alone)
 }
 
 func BenchmarkNested(b *testing.B) {
