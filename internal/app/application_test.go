@@ -317,6 +317,12 @@ func TestFilesThatAreNotWhatTheySeem(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "big.toml"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// One byte over the poem limit (64 MiB), sparse.
+	writeFiles(t, dir, map[string]string{"huge.txt": ""})
+	if err := os.Truncate(filepath.Join(dir, "huge.txt"), 64<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	huge := []string{"fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "huge.txt"}
 	for _, c := range []struct {
 		args []string
 		code int
@@ -328,6 +334,9 @@ func TestFilesThatAreNotWhatTheySeem(t *testing.T) {
 		{[]string{"check", "big.toml"}, 2, "twistd: application file big.toml: larger than the limit of 1 MiB (1048578 bytes) (see twistd --help)\n"},
 		{[]string{"-n", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "fifo"}, 1, "twistd: poem fifo: not a regular file (a named pipe)\n"},
 		{[]string{"-n", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "zero"}, 1, "twistd: poem zero: not a regular file (a character device)\n"},
+		{append([]string{"-n"}, huge...), 1, "twistd: poem huge.txt: larger than the limit of 64 MiB (67108865 bytes)\n"},
+		{append([]string{"--check"}, huge...), 1, "twistd: fastpoetry: --poem " + filepath.Join(dir, "huge.txt") + ": larger than the limit of 64 MiB (67108865 bytes)\n"},
+		{[]string{"--check", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "zero"}, 1, "twistd: fastpoetry: --poem " + filepath.Join(dir, "zero") + ": not a regular file (a character device)\n"},
 	} {
 		code, _, stderr := testutil.Run(t, dir, 10*time.Second, c.args...)
 		if code != c.code || stderr != c.want {
@@ -503,4 +512,38 @@ options = { port = "tcp:0:interface=127.0.0.1", poem = "secret.txt" }
 	if code != 1 || !strings.HasPrefix(stderr, "twistd: app.toml:3: service \"ftp-lite\": root "+private+": permission denied (as uid/gid 65534/65534)\n") {
 		t.Errorf("check as nobody, root not searchable: exit %d\n%s", code, stderr)
 	}
+}
+
+// TestApplicationFileChroot: with chroot = "jail" in the file, the poem
+// written relative to the file as jail/poem.txt is read inside the jail
+// after the chroot, and check finds it there.
+func TestApplicationFileChroot(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	jail := filepath.Join(dir, "jail")
+	if err := os.Mkdir(jail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePoem(t, jail)
+	port := testutil.FreePort(t)
+	writeFiles(t, dir, map[string]string{"app.toml": `[runner]
+chroot = "jail"
+pidfile = "jail/app.pid"
+logfile = "jail/app.log"
+
+[[service]]
+plugin = "fastpoetry"
+options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "jail/poem.txt" }
+`})
+	cwd := t.TempDir()
+	file := filepath.Join(dir, "app.toml")
+	if code, stdout, stderr := testutil.Run(t, cwd, 10*time.Second, "check", file); code != 0 || !strings.Contains(stdout, "poem (/poem.txt)") {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout, stderr)
+	}
+	pid := startDaemon(t, cwd, filepath.Join(jail, "app.pid"), "-y", file)
+	if got := fetch(t, addr(port)); got != testPoem {
+		t.Errorf("got %q", got)
+	}
+	stopDaemon(t, pid, filepath.Join(jail, "app.pid"))
+	waitFile(t, filepath.Join(jail, "app.log"), "[poem] loaded poem /poem.txt", time.Second)
 }
