@@ -145,9 +145,6 @@ func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, 
 	if err != nil {
 		return err
 	}
-	if err := r.add(name, name, build); err != nil {
-		return err
-	}
 	var paths []pathCheck
 	pluginFlags.VisitAll(func(f *pflag.Flag) {
 		if use, ok := plugins.PathOf(f); ok && f.Value.String() != "" {
@@ -155,11 +152,18 @@ func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, 
 		}
 	})
 	missing, err := checkResources(r.proc, flags, paths)
-	if err == nil && len(missing) > 0 {
-		err = failure(missing)
-	}
 	if err != nil {
 		return err
+	}
+	if err := r.add(name, name, build); err != nil {
+		if len(missing) == 0 {
+			return err
+		}
+		// A bad option and missing files: all of them, exit 2.
+		return withCode(ExitUsage, append(appfile.Errors{{Msg: err.Error()}}, missing...))
+	}
+	if len(missing) > 0 {
+		return failure(missing)
 	}
 	printCheck(stdout, name, r.root, flags)
 	return nil

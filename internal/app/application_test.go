@@ -467,6 +467,12 @@ options = { port = "tcp:` + port + `:interface=127.0.0.1", poem = "missing.txt" 
 	if code != 1 || stderr != want {
 		t.Errorf("--check ftp-lite: exit %d\nstderr:\n%s\nwant 1:\n%s", code, stderr, want)
 	}
+	// A bad option as well: exit 2, both reported.
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "ftp-lite", "--port", "tcp:nope", "--root", "nowhere")
+	want = "twistd: ftp-lite: invalid value for --port: "
+	if code != 2 || !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, "\ntwistd: ftp-lite: --root "+filepath.Join(dir, "nowhere")+": no such file or directory\n") {
+		t.Errorf("--check ftp-lite with a bad port: exit %d\nstderr:\n%s", code, stderr)
+	}
 	code, stdout, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "poem.txt")
 	if code != 0 || !strings.HasPrefix(stdout, "fastpoetry: ok\n") {
 		t.Errorf("--check fastpoetry with a good poem: exit %d\n%s%s", code, stdout, stderr)
