@@ -518,6 +518,16 @@ options = { port = "tcp:0:interface=127.0.0.1", poem = "secret.txt" }
 	if code != 1 || !strings.HasPrefix(stderr, "twistd: app.toml:3: service \"ftp-lite\": root "+private+": permission denied (as uid/gid 65534/65534)\n") {
 		t.Errorf("check as nobody, root not searchable: exit %d\n%s", code, stderr)
 	}
+	// Readable through the group: the check runs with the target group ids.
+	for _, f := range []string{private, filepath.Join(dir, "secret.txt")} {
+		if err := os.Chown(f, 0, 65534); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(f, 0o750)
+	}
+	if code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "--uid", "nobody", "--gid", "nogroup", "check", "app.toml"); code != 0 {
+		t.Errorf("check as nobody, readable by its group: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
 
 // TestApplicationFileChroot: with chroot = "jail" in the file, the poem

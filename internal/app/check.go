@@ -163,15 +163,15 @@ func openableAs(c *daemon.Credentials, paths []pathCheck) ([]error, error) {
 // calls act on this thread only, unlike syscall.Setgroups and friends,
 // which Go applies to every thread.
 func becomeFS(c *daemon.Credentials) error {
-	gids := make([]uint32, len(c.Groups)+1)
+	gids := make([]uint32, len(c.Groups)) // gid_t
 	for i, g := range c.Groups {
 		gids[i] = uint32(g)
 	}
-	groups := uintptr(0)
-	if len(c.Groups) > 0 {
-		groups = uintptr(unsafe.Pointer(&gids[0]))
+	var groups unsafe.Pointer
+	if len(gids) > 0 {
+		groups = unsafe.Pointer(&gids[0])
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(c.Groups)), groups, 0); e != 0 {
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), uintptr(groups), 0); e != 0 {
 		return fmt.Errorf("setgroups: %w", e)
 	}
 	if c.GID >= 0 {
