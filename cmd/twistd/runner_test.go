@@ -454,7 +454,7 @@ func TestStartupFailures(t *testing.T) {
 		msg  string
 	}{
 		{"missing poem", []string{"--poem", filepath.Join(dir, "none.txt")}, "twistd: poem " + filepath.Join(dir, "none.txt") + ": no such file or directory"},
-		{"poem is a directory", []string{"--poem", dir}, "twistd: poem " + dir + ": is a directory"},
+		{"poem is a directory", []string{"--poem", dir}, "twistd: poem " + dir + ": not a regular file (a directory)"},
 		{"port in use", []string{"--poem", poem, "--port", busyPort, "--iface", "127.0.0.1"}, "twistd: cannot listen on 127.0.0.1:" + busyPort + ": address already in use"},
 		{"bad logfile", nil, "twistd: log file /nonexistent/dir/x.log: no such file or directory"},
 	}

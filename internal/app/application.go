@@ -45,6 +45,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	var log *slog.Logger
 	if rerr == nil {
 		log = r.log
+		app.Jail = r.proc.chroot
 	}
 	top, err := app.Build(log)
 	var berrs appfile.Errors
@@ -57,8 +58,21 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 		}
 		errs = append(errs, &appfile.Error{Msg: rerr.Error()})
 	}
+	var missing appfile.Errors // files a service would not open: exit 1
+	if opts.Check && rerr == nil {
+		var paths []pathCheck
+		for _, p := range app.Paths() {
+			paths = append(paths, pathCheck{file: app.File, line: p.Line, what: fmt.Sprintf("service %q: %s", p.Service, p.Option), path: p.Value, use: p.Use})
+		}
+		if missing, err = checkResources(r.proc, flags, paths); err != nil {
+			return err
+		}
+	}
 	if len(errs) > 0 {
-		return withCode(ExitUsage, errs.Sorted())
+		return withCode(ExitUsage, append(errs, missing...).Sorted())
+	}
+	if len(missing) > 0 {
+		return failure(missing)
 	}
 	r.runs = fmt.Sprintf("application %s (%s)", app.Name, app.File)
 	for _, s := range top {
@@ -73,8 +87,14 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	return r.run()
 }
 
+// runnerPaths are the runner flags that take a path: written in a file,
+// they are relative to the file's directory.
+var runnerPaths = map[string]bool{"pidfile": true, "logfile": true, "rundir": true, "chroot": true, "profile": true, "profile-mem": true}
+
 // applyRunnerSettings sets the runner flags the file names, except those
-// given on the command line, which win.
+// given on the command line, which win. Relative paths are resolved
+// against the file's directory, so stop and status (which read the
+// pidfile through here) find the daemon from any working directory.
 func applyRunnerSettings(app *appfile.App, flags *pflag.FlagSet) appfile.Errors {
 	var errs appfile.Errors
 	for _, s := range app.Runner {
@@ -86,7 +106,11 @@ func applyRunnerSettings(app *appfile.App, flags *pflag.FlagSet) appfile.Errors 
 		if f.Changed {
 			continue
 		}
-		if err := appfile.SetOption(flags, s.Key, s.Value); err != nil {
+		v := s.Value
+		if p, ok := v.(string); ok && runnerPaths[s.Key] && p != "-" {
+			v = app.Resolve(p)
+		}
+		if err := appfile.SetOption(flags, s.Key, v); err != nil {
 			errs = append(errs, &appfile.Error{File: app.File, Line: s.Line, Msg: "[runner]: " + err.Error()})
 			continue
 		}
@@ -115,14 +139,32 @@ func printCheck(w io.Writer, what string, root service.Service, flags *pflag.Fla
 // fromFileKey marks runner flags set from the file with its file:line.
 const fromFileKey = "twistd_from_file"
 
-// checkPlugin is --check on a plugin command line: build and print.
-func checkPlugin(opts *Options, flags *pflag.FlagSet, name string, build plugins.Build, stdout, stderr io.Writer) error {
+// checkPlugin is --check on a plugin command line: build, open every path
+// the plugin's options name, and print.
+func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, build plugins.Build, stdout, stderr io.Writer) error {
 	r, err := newRunner(opts, flags, name, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	if err := r.add(name, name, build); err != nil {
+	var paths []pathCheck
+	pluginFlags.VisitAll(func(f *pflag.Flag) {
+		if use, ok := plugins.PathOf(f); ok && f.Value.String() != "" {
+			paths = append(paths, pathCheck{what: name + ": --" + f.Name, path: f.Value.String(), use: use})
+		}
+	})
+	missing, err := checkResources(r.proc, flags, paths)
+	if err != nil {
 		return err
+	}
+	if err := r.add(name, name, build); err != nil {
+		if len(missing) == 0 {
+			return err
+		}
+		// A bad option and missing files: all of them, exit 2.
+		return withCode(ExitUsage, append(appfile.Errors{{Msg: err.Error()}}, missing...))
+	}
+	if len(missing) > 0 {
+		return failure(missing)
 	}
 	printCheck(stdout, name, r.root, flags)
 	return nil
@@ -134,9 +176,14 @@ func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
 		Use:   "check [FILE]",
 		Short: "check an application file and print its service tree",
 		Long: `Checks an application file as -y FILE would before running it (every
-problem at once, each with its line; exit 2) and prints the service tree
-and the runner options in effect, saying whether each came from the file
-or the command line. The same as twistd -y FILE --check.`,
+problem at once, each with its line; exit 2), then opens every file and
+directory the services will open, as the --uid/--gid user where the
+service reads it after the privilege drop, and the directories of the
+pidfile, log and profiles (every problem at once; exit 1). With no
+problem it prints the service tree and the runner options in effect,
+saying whether each came from the file or the command line, and exits 0.
+The same as twistd -y FILE --check; twistd --check PLUGIN [options]
+checks a plugin command line alike.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageErrorf("check: give one application file")

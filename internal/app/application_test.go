@@ -106,7 +106,8 @@ func TestExampleTwoPoems(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	dir, ports := exampleCopy(t, "two-poems.toml")
-	want := "two-poems.toml: ok\npoetry\n  poems\n    frost\n      poem (poem.txt)\n      listener (tcp:" + strconv.Itoa(ports[10001]) + ":interface=127.0.0.1)\n"
+	// The poem is resolved against the file's directory.
+	want := "two-poems.toml: ok\npoetry\n  poems\n    frost\n      poem (" + filepath.Join(dir, "poem.txt") + ")\n      listener (tcp:" + strconv.Itoa(ports[10001]) + ":interface=127.0.0.1)\n"
 	for _, args := range [][]string{{"check", "two-poems.toml"}, {"-y", "two-poems.toml", "--check"}, {"-y", "two-poems.toml", "check"}} {
 		code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, args...)
 		if code != 0 || !strings.HasPrefix(stdout, want) || stderr != "" {
@@ -168,9 +169,8 @@ plugin = "fastpoetry"
 name = "flag"
 options = { poem = "p.txt", port = "tcp:0", iface = true }
 `
-	if err := os.WriteFile(filepath.Join(dir, "bad.toml"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// With the poem there, check finds nothing more than the start does.
+	writeFiles(t, dir, map[string]string{"bad.toml": src, "p.txt": testPoem})
 	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "-n", "-y", "bad.toml")
 	want := []string{
 		`twistd: bad.toml:4: [runner]: invalid value "soon" for option grace: time: invalid duration "soon"`,
@@ -298,4 +298,268 @@ func checkProfiles(t *testing.T, dir string) {
 			t.Errorf("go tool pprof %s: %v\n%s", file, err, out)
 		}
 	}
+}
+
+// TestFilesThatAreNotWhatTheySeem gives a FIFO, a link to /dev/zero and an
+// oversized file as the application file and as the poem: each is refused
+// with one line, where reading would hang (a FIFO nobody writes) or fill
+// the memory (/dev/zero). Every run is bounded, so a regression fails
+// instead of hanging.
+func TestFilesThatAreNotWhatTheySeem(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte("# "), make([]byte, 1<<20)...)
+	if err := os.WriteFile(filepath.Join(dir, "big.toml"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// One byte over the poem limit (64 MiB), sparse.
+	writeFiles(t, dir, map[string]string{"huge.txt": ""})
+	if err := os.Truncate(filepath.Join(dir, "huge.txt"), 64<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	huge := []string{"fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "huge.txt"}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"check", "fifo"}, 2, "twistd: application file fifo: not a regular file (a named pipe) (see twistd --help)\n"},
+		{[]string{"-n", "-y", "fifo"}, 2, "twistd: application file fifo: not a regular file (a named pipe) (see twistd --help)\n"},
+		{[]string{"-n", "-y", "zero"}, 2, "twistd: application file zero: not a regular file (a character device) (see twistd --help)\n"},
+		{[]string{"check", "big.toml"}, 2, "twistd: application file big.toml: larger than the limit of 1 MiB (1048578 bytes) (see twistd --help)\n"},
+		{[]string{"-n", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "fifo"}, 1, "twistd: poem fifo: not a regular file (a named pipe)\n"},
+		{[]string{"-n", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "zero"}, 1, "twistd: poem zero: not a regular file (a character device)\n"},
+		{append([]string{"-n"}, huge...), 1, "twistd: poem huge.txt: larger than the limit of 64 MiB (67108865 bytes)\n"},
+		{append([]string{"--check"}, huge...), 1, "twistd: fastpoetry: --poem " + filepath.Join(dir, "huge.txt") + ": larger than the limit of 64 MiB (67108865 bytes)\n"},
+		{[]string{"--check", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "zero"}, 1, "twistd: fastpoetry: --poem " + filepath.Join(dir, "zero") + ": not a regular file (a character device)\n"},
+	} {
+		code, _, stderr := testutil.Run(t, dir, 10*time.Second, c.args...)
+		if code != c.code || stderr != c.want {
+			t.Errorf("twistd %s: exit %d\nstderr: %s\nwant %d: %s", strings.Join(c.args, " "), code, stderr, c.code, c.want)
+		}
+	}
+}
+
+// TestApplicationFileFromAnyDirectory starts configs/two-poems.toml from
+// three working directories: its poem and pidfile paths are relative to
+// the file, so each start serves both poems and writes the one pidfile
+// beside the file, and status and stop, given the file from yet another
+// directory, find the daemon.
+func TestApplicationFileFromAnyDirectory(t *testing.T) {
+	dir, ports := exampleCopy(t, "two-poems.toml")
+	parent, sibling := filepath.Dir(dir), t.TempDir()
+	from := []struct{ cwd, file string }{
+		{dir, "two-poems.toml"},
+		{parent, filepath.Join(filepath.Base(dir), "two-poems.toml")},
+		{sibling, filepath.Join("..", filepath.Base(dir), "two-poems.toml")},
+	}
+	pidfile := filepath.Join(dir, "poetry.pid")
+	for i, start := range from {
+		pid := startDaemon(t, start.cwd, pidfile, "-y", start.file)
+		for old, poem := range map[int]string{10001: "poem.txt", 10002: "hope.txt"} {
+			want, err := os.ReadFile(filepath.Join(dir, poem))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fetch(t, addr(ports[old])); got != string(want) {
+				t.Errorf("started from %s: port %d sent %q, want %s", start.cwd, ports[old], got, poem)
+			}
+		}
+		other := from[(i+1)%len(from)]
+		if code, stdout, stderr := testutil.Run(t, other.cwd, 10*time.Second, "-y", other.file, "status"); code != 0 {
+			t.Errorf("status from %s: exit %d\n%s%s", other.cwd, code, stdout, stderr)
+		}
+		other = from[(i+2)%len(from)]
+		if code, stdout, stderr := testutil.Run(t, other.cwd, 20*time.Second, "-y", other.file, "stop"); code != 0 {
+			t.Fatalf("stop from %s: exit %d\n%s%s", other.cwd, code, stdout, stderr)
+		}
+		waitGone(t, pid, 10*time.Second)
+	}
+}
+
+// writeFiles writes name → content into dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCheckOpensEverything: check opens what the services will open and
+// reports every missing or unusable file at once, each with its line,
+// exit 1; a bad file as well is exit 2, with the file problems still
+// listed; a plugin command line is checked the same way.
+func TestCheckOpensEverything(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.txt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"poem.txt": testPoem, "not-a-dir": "x"})
+	src := `[runner]
+pidfile = "no-such-dir/app.pid"
+
+[[service]]
+plugin = "fastpoetry"
+name = "missing"
+options = { port = "tcp:0:interface=127.0.0.1", poem = "missing.txt" }
+
+[[service]]
+plugin = "fastpoetry"
+name = "fifo"
+options = { port = "tcp:0:interface=127.0.0.1", poem = "fifo.txt" }
+
+[[service]]
+plugin = "ftp-lite"
+[service.options]
+port = "tcp:0:interface=127.0.0.1"
+root = "not-a-dir"
+password-file = "no-passwd"
+
+[[service]]
+plugin = "fastpoetry"
+name = "good"
+options = { port = "tcp:0:interface=127.0.0.1", poem = "poem.txt" }
+`
+	writeFiles(t, dir, map[string]string{"app.toml": src})
+	sibling := t.TempDir()
+	file := filepath.Join("..", filepath.Base(dir), "app.toml")
+	code, stdout, stderr := testutil.Run(t, sibling, 10*time.Second, "check", file)
+	want := "twistd: " + file + ":2: pidfile " + filepath.Join(dir, "no-such-dir/app.pid") + ": directory " + filepath.Join(dir, "no-such-dir") + ": no such file or directory\n" +
+		"twistd: " + file + ":7: service \"missing\": poem " + filepath.Join(dir, "missing.txt") + ": no such file or directory\n" +
+		"twistd: " + file + ":12: service \"fifo\": poem " + filepath.Join(dir, "fifo.txt") + ": not a regular file (a named pipe)\n" +
+		"twistd: " + file + ":18: service \"ftp-lite\": root " + filepath.Join(dir, "not-a-dir") + ": not a directory\n" +
+		"twistd: " + file + ":19: service \"ftp-lite\": password-file " + filepath.Join(dir, "no-passwd") + ": no such file or directory\n"
+	if code != 1 || stderr != want || stdout != "" {
+		t.Errorf("check: exit %d\nstdout: %s\nstderr:\n%s\nwant 1:\n%s", code, stdout, stderr, want)
+	}
+
+	// Two services on one port make the file bad: exit 2, and the missing
+	// poem is still reported.
+	port := strconv.Itoa(testutil.FreePort(t))
+	writeFiles(t, dir, map[string]string{"clash.toml": `[[service]]
+plugin = "fastpoetry"
+name = "a"
+options = { port = "tcp:` + port + `:interface=127.0.0.1", poem = "poem.txt" }
+
+[[service]]
+plugin = "fastpoetry"
+name = "b"
+options = { port = "tcp:` + port + `:interface=127.0.0.1", poem = "missing.txt" }
+`})
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "check", "clash.toml")
+	want = "twistd: clash.toml:6: service \"b\" would listen on tcp:" + port + ":interface=127.0.0.1, as service \"a\" (line 1) does\n" +
+		"twistd: clash.toml:9: service \"b\": poem " + filepath.Join(dir, "missing.txt") + ": no such file or directory\n"
+	if code != 2 || stderr != want {
+		t.Errorf("check clash.toml: exit %d\nstderr:\n%s\nwant 2:\n%s", code, stderr, want)
+	}
+
+	// A plugin command line: paths relative to the working directory.
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "ftp-lite", "--port", "tcp:0:interface=127.0.0.1", "--root", "nowhere", "--tls-cert", "poem.txt", "--tls-key", "fifo.txt")
+	want = "twistd: ftp-lite: --root " + filepath.Join(dir, "nowhere") + ": no such file or directory\n" +
+		"twistd: ftp-lite: --tls-key " + filepath.Join(dir, "fifo.txt") + ": not a regular file (a named pipe)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("--check ftp-lite: exit %d\nstderr:\n%s\nwant 1:\n%s", code, stderr, want)
+	}
+	// A bad option as well: exit 2, both reported.
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "ftp-lite", "--port", "tcp:nope", "--root", "nowhere")
+	want = "twistd: ftp-lite: invalid value for --port: "
+	if code != 2 || !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, "\ntwistd: ftp-lite: --root "+filepath.Join(dir, "nowhere")+": no such file or directory\n") {
+		t.Errorf("--check ftp-lite with a bad port: exit %d\nstderr:\n%s", code, stderr)
+	}
+	code, stdout, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--port", "tcp:0:interface=127.0.0.1", "--poem", "poem.txt")
+	if code != 0 || !strings.HasPrefix(stdout, "fastpoetry: ok\n") {
+		t.Errorf("--check fastpoetry with a good poem: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestCheckAsTheTargetUser: what a service reads after the drop is opened
+// as the --uid user. An ftp root only root may enter and a poem only root
+// may read pass the check as root and fail it as nobody, while the
+// password file, read before the drop, is not held against nobody.
+func TestCheckAsTheTargetUser(t *testing.T) {
+	requireRoot(t)
+	dir := nobodyDir(t)
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"passwd": ""})
+	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte(testPoem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, "passwd"), 0o600)
+	writeFiles(t, dir, map[string]string{"app.toml": `[[service]]
+plugin = "ftp-lite"
+options = { port = "tcp:0:interface=127.0.0.1", root = "private", password-file = "passwd" }
+
+[[service]]
+plugin = "fastpoetry"
+options = { port = "tcp:0:interface=127.0.0.1", poem = "secret.txt" }
+`})
+	if code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "check", "app.toml"); code != 0 {
+		t.Fatalf("check as root: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr := testutil.Run(t, dir, 10*time.Second, "--uid", "nobody", "--gid", "nogroup", "check", "app.toml")
+	want := "twistd: app.toml:3: service \"ftp-lite\": root " + private + ": permission denied (as uid/gid 65534/65534)\n" +
+		"twistd: app.toml:7: service \"fastpoetry\": poem " + filepath.Join(dir, "secret.txt") + ": permission denied (as uid/gid 65534/65534)\n"
+	if code != 1 || stderr != want {
+		t.Errorf("check as nobody: exit %d\nstderr:\n%s\nwant 1:\n%s", code, stderr, want)
+	}
+	// A directory nobody may list but not enter is refused too.
+	os.Chmod(private, 0o704)
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "--uid", "nobody", "--gid", "nogroup", "check", "app.toml")
+	if code != 1 || !strings.HasPrefix(stderr, "twistd: app.toml:3: service \"ftp-lite\": root "+private+": permission denied (as uid/gid 65534/65534)\n") {
+		t.Errorf("check as nobody, root not searchable: exit %d\n%s", code, stderr)
+	}
+	// Readable through the group: the check runs with the target group ids.
+	for _, f := range []string{private, filepath.Join(dir, "secret.txt")} {
+		if err := os.Chown(f, 0, 65534); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(f, 0o750)
+	}
+	if code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "--uid", "nobody", "--gid", "nogroup", "check", "app.toml"); code != 0 {
+		t.Errorf("check as nobody, readable by its group: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestApplicationFileChroot: with chroot = "jail" in the file, the poem
+// written relative to the file as jail/poem.txt is read inside the jail
+// after the chroot, and check finds it there.
+func TestApplicationFileChroot(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	jail := filepath.Join(dir, "jail")
+	if err := os.Mkdir(jail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePoem(t, jail)
+	port := testutil.FreePort(t)
+	writeFiles(t, dir, map[string]string{"app.toml": `[runner]
+chroot = "jail"
+pidfile = "jail/app.pid"
+logfile = "jail/app.log"
+
+[[service]]
+plugin = "fastpoetry"
+options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "jail/poem.txt" }
+`})
+	cwd := t.TempDir()
+	file := filepath.Join(dir, "app.toml")
+	if code, stdout, stderr := testutil.Run(t, cwd, 10*time.Second, "check", file); code != 0 || !strings.Contains(stdout, "poem (/poem.txt)") {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout, stderr)
+	}
+	pid := startDaemon(t, cwd, filepath.Join(jail, "app.pid"), "-y", file)
+	if got := fetch(t, addr(port)); got != testPoem {
+		t.Errorf("got %q", got)
+	}
+	stopDaemon(t, pid, filepath.Join(jail, "app.pid"))
+	waitFile(t, filepath.Join(jail, "app.log"), "[poem] loaded poem /poem.txt", time.Second)
 }

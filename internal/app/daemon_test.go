@@ -134,13 +134,15 @@ func TestDaemonStartFailureReported(t *testing.T) {
 	}
 }
 
-// fifoPoem makes a poem path whose read blocks until someone writes: a
-// daemon serving it hangs in Start, after it wrote its pidfile.
-func fifoPoem(t *testing.T, dir string) {
+// hangingStart returns a command line whose daemon hangs in its privileged
+// start, after it wrote its pidfile: ftp-lite reading a password file that
+// is a FIFO nobody writes (a poem that is one is refused, not read).
+func hangingStart(t *testing.T, dir string) []string {
 	t.Helper()
-	if err := syscall.Mkfifo(filepath.Join(dir, "poem.txt"), 0o600); err != nil {
+	if err := syscall.Mkfifo(filepath.Join(dir, "passwd"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return []string{"ftp-lite", "--port", "tcp:0:interface=127.0.0.1", "--root", dir, "--password-file", "passwd"}
 }
 
 func waitPid(t *testing.T, pidfile string) int {
@@ -162,10 +164,9 @@ func waitPid(t *testing.T, pidfile string) int {
 // (Twisted's twistd waits forever there).
 func TestDaemonDiesBeforeReady(t *testing.T) {
 	dir := t.TempDir()
-	fifoPoem(t, dir)
-	p := testutil.Start(t, dir, "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "poem.txt")
+	p := testutil.Start(t, dir, hangingStart(t, dir)...)
 	pid := waitPid(t, filepath.Join(dir, "twistd.pid"))
-	waitFile(t, filepath.Join(dir, "twistd.log"), "listening on", 10*time.Second)
+	waitFile(t, filepath.Join(dir, "twistd.log"), "application ftp-lite, pid", 10*time.Second)
 	syscall.Kill(pid, syscall.SIGKILL)
 	code := p.Wait(t, 20*time.Second)
 	want := fmt.Sprintf("twistd: daemon (pid %d) exited (signal: killed) before it was ready\n", pid)
@@ -177,9 +178,9 @@ func TestDaemonDiesBeforeReady(t *testing.T) {
 // The wait for the verdict is bounded and says when it gives up.
 func TestDaemonStartTimeout(t *testing.T) {
 	dir := t.TempDir()
-	fifoPoem(t, dir)
+	args := append([]string{"--start-timeout", "1s"}, hangingStart(t, dir)...)
 	start := time.Now()
-	code, _, stderr := testutil.Run(t, dir, 20*time.Second, "--start-timeout", "1s", "fastpoetry", "--port", "0", "--iface", "127.0.0.1", "--poem", "poem.txt")
+	code, _, stderr := testutil.Run(t, dir, 20*time.Second, args...)
 	pid := waitPid(t, filepath.Join(dir, "twistd.pid"))
 	want := fmt.Sprintf("twistd: daemon (pid %d) not ready after 1s; stopped waiting", pid)
 	if code != 1 || !strings.HasPrefix(stderr, want) {

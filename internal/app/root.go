@@ -305,7 +305,7 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 				return pluginUsageErrorf(m.Name, "missing required option %s", strings.Join(missing, ", "))
 			}
 			if opts.Check {
-				return checkPlugin(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
+				return checkPlugin(opts, cmd.Root().Flags(), cmd.Flags(), m.Name, build, stdout, stderr)
 			}
 			return run(opts, cmd.Root().Flags(), m.Name, build, stdout, stderr)
 		},

@@ -18,9 +18,12 @@
 //
 // Values are those of the command line: option names without "--", numbers
 // may be written as TOML integers, flags that take several values take a
-// list. Relative paths mean what they would on the command line: the
-// runner's pidfile and logfile are in the run directory, and a plugin's
-// files are opened after the runner has changed to it.
+// list. A relative path written in the file is relative to the file's own
+// directory (as in docker-compose and Prometheus), so the file means the
+// same from any working directory: the runner's pidfile, logfile, rundir,
+// chroot and profiles, and every plugin option marked as a path
+// (plugins.MarkPath). Paths on the command line stay relative to the
+// working directory.
 //
 // Loading checks the file's shape; Build makes every service through its
 // plugin and checks the whole. Every problem found is reported at once,
@@ -31,13 +34,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/twistd-go/twistd/internal/plugins"
 )
 
 // Error is one problem in an application file.
@@ -107,23 +111,58 @@ type Service struct {
 // App is a loaded application file.
 type App struct {
 	File     string // as given by the user, for messages
+	Dir      string // absolute directory of the file; "" is the working directory
 	Name     string
 	Runner   []Setting
 	Services []*Service
+
+	// Jail is the absolute --chroot directory, set before Build: paths a
+	// service opens after the chroot are rewritten to their place inside
+	// it, and one outside it is an error.
+	Jail string
+
+	paths []Path // found by Build
 }
 
-// Load reads and checks path. An error reading the file is returned as is;
-// problems in its content come as Errors.
+// Path is one file or directory a built service will open.
+type Path struct {
+	Service string
+	Option  string
+	Line    int    // of the option, or of the [[service]] for a default
+	Value   string // as the service will open it (inside the jail for a late path)
+	Use     plugins.PathUse
+}
+
+// Resolve makes a relative path written in the file relative to the file's
+// directory; "" (none) and absolute paths are returned as they are.
+func (a *App) Resolve(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(a.Dir, path)
+}
+
+// MaxSize is the largest application file read: a real one is a few KiB,
+// and a limit keeps a link to /dev/zero from filling the memory.
+const MaxSize = 1 << 20
+
+// Load reads and checks path, which must be a regular file of at most
+// MaxSize bytes (a FIFO is refused, not waited on). An error reading the
+// file is returned as is; problems in its content come as Errors.
 func Load(path string) (*App, error) {
-	data, err := os.ReadFile(path)
+	data, err := plugins.ReadFile(path, MaxSize)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return nil, fmt.Errorf("application file %s: %w", path, err)
 	}
-	return Parse(path, data)
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("application file %s: %w", path, err)
+	}
+	app, err := Parse(path, data)
+	if app != nil {
+		app.Dir = dir
+	}
+	return app, err
 }
 
 // Parse checks data, read from file. The App is returned with the Errors
@@ -150,19 +189,12 @@ func Parse(file string, data []byte) (*App, error) {
 
 type decoder struct {
 	file  string
-	lines map[string]int
+	lines *positions
 	errs  Errors
 }
 
 // line returns where path is defined, or where its nearest ancestor is.
-func (d *decoder) line(path ...string) int {
-	for i := len(path); i > 0; i-- {
-		if l, ok := d.lines[pathKey(path[:i])]; ok {
-			return l
-		}
-	}
-	return 1
-}
+func (d *decoder) line(path ...string) int { return d.lines.Line(path...) }
 
 func (d *decoder) errorf(line int, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Msg: fmt.Sprintf(format, args...)})

@@ -2,10 +2,12 @@ package appfile
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
 	_ "github.com/twistd-go/twistd/internal/plugins/fastpoetry"
+	_ "github.com/twistd-go/twistd/internal/plugins/ftplite"
 	"github.com/twistd-go/twistd/internal/service"
 )
 
@@ -228,4 +230,58 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Paths in a file are relative to its directory; with a jail, a path the
+// service opens after the chroot becomes its path inside, one outside is
+// refused, and one opened before the chroot (ftp-lite's root) stays.
+func TestPathsResolveAgainstTheFile(t *testing.T) {
+	src := `[[service]]
+plugin = "fastpoetry"
+name = "in"
+options = { port = "tcp:0", poem = "jail/p.txt" }
+
+[[service]]
+plugin = "fastpoetry"
+name = "abs"
+options = { port = "tcp:0", poem = "/etc/poem.txt" }
+
+[[service]]
+plugin = "ftp-lite"
+options = { port = "tcp:0", root = "data" }
+`
+	app, err := Parse("app.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Dir = "/srv/app"
+	if _, err := app.Build(nil); err != nil {
+		t.Fatal(err)
+	}
+	got := pathValues(app)
+	want := map[string]string{"in poem": "/srv/app/jail/p.txt", "abs poem": "/etc/poem.txt", "ftp-lite root": "/srv/app/data"}
+	if !maps.Equal(got, want) {
+		t.Errorf("paths %v, want %v", got, want)
+	}
+
+	app, _ = Parse("app.toml", []byte(src))
+	app.Dir, app.Jail = "/srv/app", "/srv/app/jail"
+	_, err = app.Build(nil)
+	if err == nil || err.Error() != `app.toml:9: service "abs": option poem: /etc/poem.txt is outside --chroot /srv/app/jail; the service opens it after the chroot` {
+		t.Fatalf("with a jail: %v", err)
+	}
+	got = pathValues(app)
+	want = map[string]string{"in poem": "/p.txt", "ftp-lite root": "/srv/app/data"}
+	if !maps.Equal(got, want) {
+		t.Errorf("paths with a jail %v, want %v", got, want)
+	}
+}
+
+// pathValues maps "SERVICE OPTION" to the path the service will open.
+func pathValues(app *App) map[string]string {
+	out := map[string]string{}
+	for _, p := range app.Paths() {
+		out[p.Service+" "+p.Option] = p.Value
+	}
+	return out
 }

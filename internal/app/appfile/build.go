@@ -1,11 +1,13 @@
 package appfile
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -81,10 +83,14 @@ func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ..
 	fs.SetOutput(io.Discard)
 	build := m.Options(fs)
 	good := true
-	given := map[string]bool{}
+	given := map[string]int{}
 	for _, o := range s.Options {
-		given[o.Key] = true
-		if err := SetOption(fs, o.Key, o.Value); err != nil {
+		given[o.Key] = o.Line
+		v, err := a.pathValue(fs, o)
+		if err == nil {
+			err = SetOption(fs, o.Key, v)
+		}
+		if err != nil {
 			errorf(o.Line, "service %q: %v", s.Name, err)
 			good = false
 		}
@@ -92,7 +98,7 @@ func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ..
 	var missing []string
 	for _, f := range plugins.MissingRequired(fs) {
 		// A required option given with a bad value has its error already.
-		if f = strings.TrimPrefix(f, "--"); !given[f] {
+		if f = strings.TrimPrefix(f, "--"); given[f] == 0 {
 			missing = append(missing, f)
 		}
 	}
@@ -103,6 +109,11 @@ func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ..
 	if !good {
 		return nil, false
 	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if use, ok := plugins.PathOf(f); ok && f.Value.String() != "" {
+			a.paths = append(a.paths, Path{Service: s.Name, Option: f.Name, Line: cmp.Or(given[f.Name], s.Line), Value: f.Value.String(), Use: use})
+		}
+	})
 	svc, err := build(plugins.Env{Name: s.Name, Log: log})
 	if err != nil {
 		errorf(s.Line, "service %q: %v", s.Name, err)
@@ -114,6 +125,34 @@ func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ..
 	}
 	return svc, true
 }
+
+// pathValue resolves the value of a path option against the file's
+// directory and, for a path opened after the chroot, puts it inside the
+// jail. Other values are returned as they are.
+func (a *App) pathValue(fs *pflag.FlagSet, o Setting) (any, error) {
+	f := fs.Lookup(o.Key)
+	s, isString := o.Value.(string)
+	if f == nil || !isString {
+		return o.Value, nil
+	}
+	use, ok := plugins.PathOf(f)
+	if !ok || s == "" {
+		return o.Value, nil
+	}
+	p := a.Resolve(s)
+	if a.Jail == "" || use.Early {
+		return p, nil
+	}
+	rel, err := filepath.Rel(a.Jail, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil, fmt.Errorf("option %s: %s is outside --chroot %s; the service opens it after the chroot", o.Key, p, a.Jail)
+	}
+	return filepath.Join("/", rel), nil
+}
+
+// Paths returns every file and directory the services built so far will
+// open, defaults included, in file order.
+func (a *App) Paths() []Path { return a.paths }
 
 // SetOption sets the flag key of fs from a TOML value, as the command line
 // would: numbers are given in decimal, lists only to flags that take several

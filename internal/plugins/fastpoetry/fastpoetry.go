@@ -4,11 +4,9 @@ package fastpoetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync/atomic"
 
 	"github.com/spf13/pflag"
@@ -23,7 +21,8 @@ func init() {
 		Name:        "fastpoetry",
 		Description: "a fast poetry service: sends the poem to every client, then closes",
 		Long: `Serves the poem file to every TCP connection, then closes it. The poem is
-read when the service starts. --port takes a port number (served on
+read when the service starts; it must be a regular file of at most 64 MiB.
+--port takes a port number (served on
 --iface) or an endpoint string such as tcp:10000:interface=::1 or
 unix:/run/poetry.sock.`,
 		Options: options,
@@ -35,6 +34,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	poem := fs.String("poem", "", "file holding the poem to serve (required)")
 	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
 	plugins.MarkRequired(fs, "poem")
+	plugins.MarkPath(fs, "poem", plugins.PathUse{Max: MaxPoem})
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := Endpoint(*port, *iface)
 		if err != nil {
@@ -67,6 +67,10 @@ func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) se
 	return c
 }
 
+// MaxPoem is the largest poem served: generous for any poem, and a bound
+// on what --poem /dev/zero or a runaway file can take.
+const MaxPoem = 64 << 20
+
 // Poem is a service holding the poem's bytes, read from disk at Start.
 type Poem struct {
 	path string
@@ -80,14 +84,10 @@ func (p *Poem) Name() string { return "poem" }
 // Describe returns the poem's path.
 func (p *Poem) Describe() string { return p.path }
 
-// Start reads the poem.
+// Start reads the poem: a regular file of at most MaxPoem bytes.
 func (p *Poem) Start(context.Context) error {
-	b, err := os.ReadFile(p.path)
+	b, err := plugins.ReadFile(p.path, MaxPoem)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return fmt.Errorf("poem %s: %w", p.path, err)
 	}
 	p.text.Store(&b)

@@ -93,6 +93,12 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	maxPerIP := fs.Int("max-clients-per-ip", 10, "most simultaneous clients from one address (0 = unlimited)")
 	idle := fs.Duration("idle-timeout", 5*time.Minute, "close a control connection idle this long")
 	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer or of a reply")
+	// The root is opened before the chroot but read by the --uid user;
+	// the password file and the key only by the starting user.
+	plugins.MarkPath(fs, "root", plugins.PathUse{Dir: true, Early: true})
+	for _, name := range []string{"password-file", "tls-cert", "tls-key"} {
+		plugins.MarkPath(fs, name, plugins.PathUse{Early: true, Privileged: true})
+	}
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := reactor.ParseEndpoint(*port)
 		if err != nil {
