@@ -73,7 +73,7 @@ poem = "secret.txt"
 	code := p.Wait(t, 15*time.Second)
 	took := time.Since(start)
 	out := p.Stdout.String()
-	if code != 1 || !strings.Contains(out, "start-up failed: poem secret.txt: permission denied") {
+	if code != 1 || !strings.Contains(out, "start-up failed: poem ") || !strings.Contains(out, "secret.txt: permission denied") {
 		t.Fatalf("exit %d after %v; want 1 and the poem's error:\n%s", code, took, out)
 	}
 	if !strings.Contains(out, "grace period over") && !strings.Contains(out, "closed") {
@@ -85,18 +85,17 @@ poem = "secret.txt"
 	}
 }
 
-// SIGTERM while a service is stuck starting (its poem is a FIFO nobody
-// writes) abandons the start-up at once: exit 1 with one line, nothing
-// left behind.
+// SIGTERM while a service is stuck starting (its password file is a FIFO
+// nobody writes) abandons the start-up at once: exit 1 with one line,
+// nothing left behind.
 func TestSignalDuringStartup(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "poem.fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	port := testutil.FreePort(t)
-	p := testutil.Start(t, dir, "-n", "--grace", "1s", "fastpoetry", "--port", fmt.Sprint(port), "--iface", "127.0.0.1", "--poem", "poem.fifo")
-	p.WaitFor(t, "listening on", 10*time.Second)
+	args := hangingStart(t, dir)
+	args[2] = fmt.Sprintf("tcp:%d:interface=127.0.0.1", port)
+	p := testutil.Start(t, dir, append([]string{"-n", "--grace", "1s"}, args...)...)
+	// The last line before the services start; the password file blocks.
+	p.WaitFor(t, "descriptor limit", 10*time.Second)
 	sent := time.Now()
 	p.Signal(t, syscall.SIGTERM)
 	code := p.Wait(t, 10*time.Second)
