@@ -77,6 +77,86 @@ then left untouched), or the process could not be signalled.`,
 	return cmd
 }
 
+// reloadCommand is `twistd reload`: SIGUSR2 to the daemon, then wait for
+// the outcome it records beside its pidfile.
+func reloadCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
+	var pidfile, rundir string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "replace the daemon with a fresh process, without refusing a client",
+		Long: `Asks the daemon named by the pidfile to reload (SIGUSR2): it starts the
+binary now on disk with its original arguments, which re-reads the
+application file and validates everything as a start does. The new
+process adopts every listening socket and the locked pidfile; once it
+reports ready the old one stops accepting, finishes its connections in
+flight under --grace and exits. Long-lived sessions (chat, FTP control
+connections) stay on the old process until they end or --grace runs out;
+clients then reconnect to the new one. If the new process fails, the old
+one serves on unchanged and this command prints the new one's error.
+
+` + controlHelp + `
+Exit codes: 0 reloaded; 1 the replacement failed, or no daemon runs; 2 the
+replacement refused its application file or options; 4 the pidfile could
+not be read or the process not signalled.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := controlPidfile(opts, cmd, pidfile, rundir)
+			if err != nil {
+				return err
+			}
+			if timeout <= 0 {
+				return usageErrorf("reload: --timeout must be positive")
+			}
+			return reload(path, timeout, stdout)
+		},
+	}
+	controlFlags(cmd, &pidfile, &rundir)
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Second, "how long to wait for the outcome (the daemon's --start-timeout bounds the new process)")
+	cmd.SetUsageTemplate(commandUsage)
+	return cmd
+}
+
+func reload(path string, timeout time.Duration, stdout io.Writer) error {
+	state, pid, err := daemon.Probe(path)
+	if err != nil {
+		return withCode(ExitUnknown, err)
+	}
+	if state != daemon.Live || pid == 0 {
+		return failure(fmt.Errorf("no daemon runs with pidfile %s (%s)", path, state))
+	}
+	if info, ok := daemon.ReadInfo(path, pid); ok && info.Reloading {
+		return failure(fmt.Errorf("pid %d is already reloading (asked at %s)", pid, info.LastReload.Asked.Format(time.RFC3339)))
+	}
+	start := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return withCode(ExitUnknown, fmt.Errorf("cannot signal pid %d: %v", pid, err))
+	}
+	deadline := start.Add(timeout)
+	for time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if now, err := daemon.ReadPidfile(path); err == nil && now != pid {
+			if info, ok := daemon.ReadInfo(path, now); ok && !info.Reloaded.IsZero() {
+				fmt.Fprintf(stdout, "reloaded twistd: pid %d serves now (was %d), in %.2fs\n", now, pid, time.Since(start).Seconds())
+				return nil
+			}
+			continue
+		}
+		info, ok := daemon.ReadInfo(path, pid)
+		if ok && !info.Reloading && info.LastReload != nil && !info.LastReload.Asked.Before(start.Add(-time.Second)) && info.LastReload.Error != "" {
+			code := info.LastReload.Code
+			if code != ExitUsage {
+				code = ExitFailure
+			}
+			return withCode(code, fmt.Errorf("reload failed, pid %d serves on: %s", pid, info.LastReload.Error))
+		}
+		if !daemon.Alive(pid) {
+			return failure(fmt.Errorf("pid %d exited during the reload", pid))
+		}
+	}
+	return failure(fmt.Errorf("no outcome from pid %d after %v", pid, timeout))
+}
+
 // statusCommand is `twistd status`, with LSB's status exit codes.
 func statusCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
 	var pidfile, rundir string
@@ -174,6 +254,9 @@ func status(path string, stdout io.Writer) error {
 	runs := "what it runs is not recorded"
 	if info, ok := daemon.ReadInfo(path, pid); ok {
 		runs = info.Runs
+		if !info.Reloaded.IsZero() {
+			runs += fmt.Sprintf(", reloaded %s ago", time.Since(info.Reloaded).Round(time.Second))
+		}
 	}
 	fmt.Fprintf(stdout, "twistd is running: pid %d, up %s, %s\n", pid, up.Round(time.Second), runs)
 	return nil

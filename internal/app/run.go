@@ -46,6 +46,7 @@ type runner struct {
 	inherited *daemon.Inherited // what the replaced process handed us (reload)
 	pid       *daemon.Pidfile
 	info      daemon.Info // the record beside the pidfile
+	served    bool        // reported ready
 }
 
 // newRunner checks the runner options and sets up logging to stderr until
@@ -232,6 +233,7 @@ func (r *runner) run() error {
 	}
 	r.log.Info("started")
 	r.ready()
+	r.served = true
 	r.health.ready.Store(true)
 	stopWatchdog := r.watchdog()
 
@@ -354,6 +356,23 @@ func (r *runner) awaitStart(sigs <-chan os.Signal, started <-chan error, abandon
 // will be dropped, gives it to the target user so the daemon can still
 // rewrite it.
 func (r *runner) takePidfile() (*daemon.Pidfile, error) {
+	r.info = daemon.Info{Pid: os.Getpid(), Runs: r.runs, Started: time.Now(), Version: version()}
+	if r.inherited != nil {
+		// The lock came with the descriptor: nobody could take it between.
+		pid, err := r.inherited.Pidfile()
+		if err != nil || pid == nil {
+			return pid, err
+		}
+		if r.proc.pidfile != "" && pid.Path() != r.proc.pidfile {
+			r.log.Warn(fmt.Sprintf("keeping the pidfile %s handed over; --pidfile %s takes effect at the next start", pid.Path(), r.proc.pidfile))
+		}
+		r.info.Reloaded = r.info.Started
+		r.info.LastReload = &daemon.ReloadResult{Pid: os.Getpid()}
+		if err := pid.Record(r.info); err != nil {
+			r.log.Warn(err.Error() + "; twistd status will not say what runs")
+		}
+		return pid, nil
+	}
 	if r.proc.pidfile == "" {
 		return nil, nil
 	}
@@ -364,7 +383,7 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 	if pid.Previous != "" {
 		r.log.Warn(fmt.Sprintf("replaced pidfile %s holding %s", pid.Path(), pid.Previous))
 	}
-	if err := pid.Record(daemon.Info{Pid: os.Getpid(), Runs: r.runs, Started: time.Now(), Version: version()}); err != nil {
+	if err := pid.Record(r.info); err != nil {
 		r.log.Warn(err.Error() + "; twistd status will not say what runs")
 	}
 	if r.proc.creds.Requested() && os.Geteuid() == 0 {
@@ -377,6 +396,12 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 }
 
 func (r *runner) releasePidfile(pid *daemon.Pidfile) {
+	if r.inherited != nil && !r.served {
+		// A replacement that failed: the pidfile is still the old
+		// process's, which goes on serving.
+		pid.Abandon()
+		return
+	}
 	if err := pid.Release(); err != nil {
 		r.log.Warn(err.Error())
 	}
@@ -439,7 +464,13 @@ func (r *runner) ready() {
 			f.Close()
 		}
 	}
-	if _, err := daemon.Notify("READY=1\nSTATUS=serving " + r.name); err != nil {
+	state := "READY=1\nSTATUS=serving " + r.name
+	if r.inherited != nil {
+		// The service's main process is this one now (the units allow it
+		// with NotifyAccess=all); the replaced one sent RELOADING=1.
+		state = fmt.Sprintf("MAINPID=%d\n", os.Getpid()) + state
+	}
+	if _, err := daemon.Notify(state); err != nil {
 		r.log.Warn(err.Error())
 	}
 }

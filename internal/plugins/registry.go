@@ -49,7 +49,7 @@ var (
 )
 
 // reserved are names cobra or the runner use for their own commands.
-var reserved = []string{"help", "completion", "stop", "status", "check", "version"}
+var reserved = []string{"help", "completion", "stop", "status", "check", "reload", "version"}
 
 // Register adds a plugin. It panics on an empty name, a reserved or
 // duplicate name or a nil Options: these are programming errors that must
