@@ -396,12 +396,42 @@ func cmdAppe(s *session, arg string) { s.startUpload(arg, true) }
 
 // upload is one STOR, APPE or STOU on its way in.
 type upload struct {
-	f         *os.File
-	v, rel    string // the target
-	tmp       string // the file written, renamed to rel at the end; "" when writing in place
+	f *os.File
+	v string // the target
+	// dir is the target's directory, opened once through the jail when a
+	// temporary file is written: the file is created, renamed and removed
+	// relative to that descriptor (openat, renameat, unlinkat), so a
+	// directory on the way swapped for a link meanwhile cannot make the
+	// rename or the clean-up miss it. nil when writing in place.
+	dir       *os.Root
+	name      string // the target's name in dir
+	tmp       string // the temporary file's name in dir
 	noReplace bool   // the rename must fail rather than replace a file
 	opening   string // the text of the 150 reply
 	ascii     bool
+}
+
+// openDir opens the directory holding rel through the jail and returns
+// it with rel's last component.
+func (s *session) openDir(rel string) (*os.Root, string, error) {
+	dir, err := s.srv.root.OpenRoot(path.Dir(rel))
+	return dir, path.Base(rel), err
+}
+
+// createTemp creates u's hidden temporary file in u.dir.
+func (u *upload) createTemp() error {
+	u.tmp = tempName(u.name)
+	var err error
+	u.f, err = u.dir.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return err
+}
+
+// discard removes the temporary file, if any, and closes the directory.
+func (u upload) discard() {
+	if u.dir != nil {
+		u.dir.Remove(u.tmp)
+		u.dir.Close()
+	}
 }
 
 // startUpload begins STOR or APPE. A plain STOR writes a hidden temporary
@@ -438,7 +468,7 @@ func (s *session) startUpload(arg string, appe bool) {
 	}
 	// Anonymous uploads never replace a file, even one created by a
 	// concurrent upload.
-	u := upload{v: v, rel: rel, noReplace: s.anon, opening: "Ok to send data.", ascii: s.ascii}
+	u := upload{v: v, noReplace: s.anon, opening: "Ok to send data.", ascii: s.ascii}
 	if appe || off > 0 {
 		// No O_APPEND: the kernel cannot splice into an O_APPEND file.
 		u.f, err = root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
@@ -449,14 +479,14 @@ func (s *session) startUpload(arg string, appe bool) {
 				_, err = u.f.Seek(off, io.SeekStart)
 			}
 		}
-	} else {
-		u.tmp = tempName(rel)
-		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	} else if u.dir, u.name, err = s.openDir(rel); err == nil {
+		err = u.createTemp()
 	}
 	if err != nil {
 		if u.f != nil {
 			u.f.Close()
 		}
+		u.discard()
 		d.close()
 		s.fsFail("Create file", v, err)
 		return
@@ -498,26 +528,31 @@ func cmdStou(s *session, arg string) {
 	if !ok {
 		return
 	}
-	root := s.srv.root
+	dir, err := s.srv.root.OpenRoot(jail.Rel(s.cwd))
+	if err != nil {
+		d.close()
+		s.fsFail("Create file", s.cwd, err)
+		return
+	}
 	for range stouTries {
 		name := fmt.Sprintf("%s.%08x", hint, s.srv.cfg.uniqueSuffix())
 		v := path.Join(s.cwd, name)
-		rel := jail.Rel(v)
-		if _, err := root.Lstat(rel); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := dir.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
 			if err == nil {
 				continue // taken: another name
 			}
+			dir.Close()
 			d.close()
 			s.fsFail("Create file", v, err)
 			return
 		}
-		u := upload{v: v, rel: rel, tmp: tempName(rel), noReplace: true, opening: "FILE: " + name, ascii: s.ascii}
-		var err error
-		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		u := upload{v: v, dir: dir, name: name, noReplace: true, opening: "FILE: " + name, ascii: s.ascii}
+		err := u.createTemp()
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
+			dir.Close()
 			d.close()
 			s.fsFail("Create file", v, err)
 			return
@@ -525,6 +560,7 @@ func cmdStou(s *session, arg string) {
 		s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
 		return
 	}
+	dir.Close()
 	d.close()
 	s.log.Warn("STOU found no free name", "dir", s.cwd, "tries", stouTries)
 	s.reply(450, "Could not find a unique file name; try again.")
@@ -549,15 +585,10 @@ func stouHint(arg string) (hint string, ok bool) {
 }
 
 func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
-	discard := func() {
-		if u.tmp != "" {
-			s.srv.root.Remove(u.tmp)
-		}
-	}
 	c, ok := s.openTransfer(ctx, d, u.v, u.opening)
 	if !ok {
 		u.f.Close()
-		discard()
+		u.discard()
 		return noDataConn
 	}
 	var src io.Reader = c
@@ -575,17 +606,17 @@ func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	if err == nil && u.tmp != "" {
-		if err = s.commit(u); errors.Is(err, fs.ErrExist) {
-			discard()
+	if err == nil && u.dir != nil {
+		if err = u.commit(); errors.Is(err, fs.ErrExist) {
+			u.discard()
 			s.log.Warn("upload discarded: the name was taken meanwhile", "path", u.v, "bytes", n)
 			return result{code: 550, text: "File exists; upload discarded."}
 		}
 	}
 	if err != nil {
-		discard()
+		u.discard()
 		kept := "upload discarded"
-		if u.tmp == "" {
+		if u.dir == nil {
 			kept = "partial data kept for resume"
 		}
 		s.log.Warn("upload failed; "+kept, "path", u.v, "bytes", n, "error", err)
@@ -596,30 +627,36 @@ func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
 }
 
 // commit puts a finished upload in place: a rename over the target, or
-// one that fails if the name exists when u.noReplace.
-func (s *session) commit(u upload) error {
-	if !u.noReplace {
-		return s.srv.root.Rename(u.tmp, u.rel)
+// one that fails if the name exists when u.noReplace. It closes u.dir
+// when the rename worked.
+func (u upload) commit() error {
+	var err error
+	if u.noReplace {
+		err = renameNoReplace(u.dir, u.tmp, u.name)
+	} else {
+		err = u.dir.Rename(u.tmp, u.name)
 	}
-	return renameNoReplace(s.srv.root, u.tmp, u.rel)
+	if err == nil {
+		u.dir.Close()
+	}
+	return err
 }
 
 // linkNoReplace is renameNoReplace the portable way: a hard link fails if
 // the name exists, where a rename would replace it; then the old name goes.
-func linkNoReplace(root *os.Root, oldname, newname string) error {
-	if err := root.Link(oldname, newname); err != nil {
+func linkNoReplace(dir *os.Root, oldname, newname string) error {
+	if err := dir.Link(oldname, newname); err != nil {
 		return err
 	}
-	return root.Remove(oldname)
+	return dir.Remove(oldname)
 }
 
-// tempName is a hidden name beside rel for an upload in progress.
-func tempName(rel string) string {
-	dir, base := path.Split(rel)
-	if len(base) > 100 {
-		base = base[:100]
+// tempName is a hidden name to write an upload for name to.
+func tempName(name string) string {
+	if len(name) > 100 {
+		name = name[:100]
 	}
-	return fmt.Sprintf("%s.%s.ftp-upload-%08x", dir, base, rand.Uint32())
+	return fmt.Sprintf(".%s.ftp-upload-%08x", name, rand.Uint32())
 }
 
 // asciiReader converts line ends for TYPE A: LF to CRLF on the way out
