@@ -107,6 +107,10 @@ func (s *session) resolveEntry(arg string) (virtual, rel string, ok bool) {
 // error itself, which may name real paths.
 func (s *session) fsFail(op, virtual string, err error) {
 	s.log.Debug(op+" failed", "path", virtual, "error", err)
+	if code, text := spaceReply(err); code != 0 {
+		s.reply(code, text+".")
+		return
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.reply(550, "No such file or directory.")

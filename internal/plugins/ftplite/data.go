@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -620,10 +621,26 @@ func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
 			kept = "partial data kept for resume"
 		}
 		s.log.Warn("upload failed; "+kept, "path", u.v, "bytes", n, "error", err)
+		if code, text := spaceReply(err); code != 0 {
+			return result{code: code, text: text + "; " + kept + "."}
+		}
 		return result{code: 426, text: "Upload failed; " + kept + "."}
 	}
 	s.log.Info("upload", "path", u.v, "bytes", n, "seconds", time.Since(start).Seconds())
 	return result{code: 226, text: "Transfer complete."}
+}
+
+// spaceReply is the reply for an error saying storage ran out (RFC 959):
+// 452 when the file system is full, 552 when a quota or the file-size
+// limit is reached; code 0 for any other error.
+func spaceReply(err error) (code int, text string) {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return 452, "Insufficient storage space"
+	case errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return 552, "Exceeded storage allocation"
+	}
+	return 0, ""
 }
 
 // commit puts a finished upload in place: a rename over the target, or
