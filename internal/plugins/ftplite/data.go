@@ -27,9 +27,10 @@ const chunk = 16 << 20
 
 // dataSpec is how the next transfer gets its data connection.
 type dataSpec struct {
-	pasv   *net.TCPListener
-	active *net.TCPAddr
-	tls    bool
+	pasv     *net.TCPListener
+	pasvEnds time.Time // when pasv stops waiting for its connection
+	active   *net.TCPAddr
+	tls      bool
 }
 
 func (d dataSpec) close() {
@@ -42,6 +43,20 @@ func (s *session) closePassive() {
 	if s.pasv != nil {
 		s.pasv.Close()
 		s.pasv = nil
+		s.pasvTimer.Stop()
+	}
+}
+
+// expirePassive closes ln, the listener PASV or EPSV opened, if it is
+// still waiting for a transfer command when --pasv-timeout is over: a
+// client that never connects must not hold a port for the whole session.
+// It runs on the timer's goroutine.
+func (s *session) expirePassive(ln *net.TCPListener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pasv == ln {
+		s.closePassive()
+		s.log.Info("closed a passive listener: no data connection", "port", ln.Addr().(*net.TCPAddr).Port, "timeout", s.srv.cfg.PasvTimeout.String())
 	}
 }
 
@@ -123,6 +138,8 @@ func (s *session) listenPassive() (int, bool) {
 		ln, err = net.ListenTCP("tcp", &net.TCPAddr{IP: s.localIP, Port: p})
 		if err == nil {
 			s.pasv = ln
+			s.pasvEnds = time.Now().Add(s.srv.cfg.PasvTimeout)
+			s.pasvTimer = time.AfterFunc(s.srv.cfg.PasvTimeout, func() { s.expirePassive(ln) })
 			return ln.Addr().(*net.TCPAddr).Port, true
 		}
 	}
@@ -227,14 +244,19 @@ func (s *session) takeData() (dataSpec, bool) {
 		s.reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
 		return dataSpec{}, false
 	}
-	d := dataSpec{pasv: s.pasv, active: s.active, tls: s.protP}
+	d := dataSpec{pasv: s.pasv, pasvEnds: s.pasvEnds, active: s.active, tls: s.protP}
+	if s.pasv != nil {
+		// The transfer owns the listener now, and its deadline.
+		s.pasvTimer.Stop()
+	}
 	s.pasv, s.active = nil, nil
 	return d, true
 }
 
 // openData accepts or dials the data connection. A passive connection
 // from any address but the control peer's is closed and the listener
-// keeps waiting for the right one (no port theft).
+// keeps waiting for the right one (no port theft) until --pasv-timeout
+// after the PASV or EPSV; a dial gets --data-timeout.
 func (s *session) openData(ctx context.Context, d dataSpec) (net.Conn, error) {
 	deadline := time.Now().Add(s.srv.cfg.DataTimeout)
 	var c net.Conn
@@ -242,7 +264,7 @@ func (s *session) openData(ctx context.Context, d dataSpec) (net.Conn, error) {
 		defer d.pasv.Close()
 		stop := context.AfterFunc(ctx, func() { d.pasv.Close() })
 		defer stop()
-		d.pasv.SetDeadline(deadline)
+		d.pasv.SetDeadline(d.pasvEnds)
 		for c == nil {
 			tc, err := d.pasv.AcceptTCP()
 			if err != nil {

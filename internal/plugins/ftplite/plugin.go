@@ -73,8 +73,10 @@ the control and data connections; --tls-required refuses logins before
 AUTH TLS and unprotected data connections.
 
 Limits: command lines of 4 KiB; --idle-timeout between commands (not
-counted during a transfer); --data-timeout to open a data connection and
-for a transfer or a reply that stalls (a client that stops reading);
+counted during a transfer); --pasv-timeout for a passive listener to get
+its data connection, counted from PASV or EPSV (then it is closed, and
+logged); --data-timeout to open an active data connection and for a
+transfer or a reply that stalls (a client that stops reading);
 --max-clients and --max-clients-per-ip: a client over a limit is answered
 "421" and disconnected.`
 
@@ -92,7 +94,8 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	maxClients := fs.Int("max-clients", 200, "most simultaneous clients (0 = unlimited)")
 	maxPerIP := fs.Int("max-clients-per-ip", 10, "most simultaneous clients from one address (0 = unlimited)")
 	idle := fs.Duration("idle-timeout", 5*time.Minute, "close a control connection idle this long")
-	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer or of a reply")
+	data := fs.Duration("data-timeout", time.Minute, "time to open an active data connection, and longest stall of a transfer or of a reply")
+	pasvTimeout := fs.Duration("pasv-timeout", 30*time.Second, "close a passive listener (PASV, EPSV) that got no data connection this long")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := reactor.ParseEndpoint(*port)
 		if err != nil {
@@ -101,7 +104,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		cfg := Config{
 			Root: *root, AnonName: *anon, AnonWrite: *anonWrite, PasswordFile: *pwFile,
 			TLSCert: *cert, TLSKey: *key, TLSRequired: *tlsReq,
-			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data,
+			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data, PasvTimeout: *pasvTimeout,
 			LoginDelay: time.Second, MaxLoginFails: 3,
 		}
 		if cfg.PassiveMin, cfg.PassiveMax, err = parseRange(*passive); err != nil {
@@ -142,8 +145,8 @@ func (c Config) validate() error {
 		return errors.New("--tls-required needs --tls-cert and --tls-key")
 	case c.MaxClients < 0 || c.MaxPerIP < 0:
 		return errors.New("--max-clients and --max-clients-per-ip must be 0 or more")
-	case c.IdleTimeout <= 0 || c.DataTimeout <= 0:
-		return errors.New("--idle-timeout and --data-timeout must be positive")
+	case c.IdleTimeout <= 0 || c.DataTimeout <= 0 || c.PasvTimeout <= 0:
+		return errors.New("--idle-timeout, --data-timeout and --pasv-timeout must be positive")
 	}
 	return nil
 }
@@ -161,6 +164,9 @@ func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*ser
 	}
 	if cfg.MaxLoginFails <= 0 {
 		cfg.MaxLoginFails = 3
+	}
+	if cfg.PasvTimeout <= 0 {
+		cfg.PasvTimeout = 30 * time.Second
 	}
 	srv := newServer(name, cfg, log)
 	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {

@@ -35,6 +35,7 @@ type Config struct {
 	MaxPerIP     int // 0 = unlimited
 	IdleTimeout  time.Duration
 	DataTimeout  time.Duration
+	PasvTimeout  time.Duration // how long a passive listener waits for its data connection
 
 	// LoginDelay is the pause after a failed login, multiplied by the
 	// number of recent failures from the same address.

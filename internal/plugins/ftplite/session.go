@@ -71,6 +71,8 @@ type session struct {
 	pbsz       bool
 	protP      bool
 	pasv       *net.TCPListener
+	pasvEnds   time.Time   // when pasv is closed if no transfer took it
+	pasvTimer  *time.Timer // closes pasv then
 	active     *net.TCPAddr
 	facts      map[string]bool
 }
