@@ -156,6 +156,13 @@ func cmdUser(s *session, arg string) {
 		s.reply(530, "TLS required: send AUTH TLS first.")
 		return
 	}
+	if wait := s.srv.lockedFor(s.ipKey); wait > 0 {
+		s.log.Warn("refused USER: too many failed logins from this address", "user", arg)
+		s.quit = true
+		s.reply(421, lockText(wait))
+		s.t.LoseConnection()
+		return
+	}
 	s.user, s.anon, s.pendingUser = "", false, arg
 	s.cwd, s.rest = "/", 0
 	s.reply(331, "Please specify the password.")
@@ -176,29 +183,49 @@ func cmdPass(s *session, arg string) {
 	}
 	ip := s.ipKey
 	s.startJob("login", false, func(ctx context.Context) result {
-		if s.srv.checkPassword(ctx, name, arg) {
+		endTurn, err := s.srv.waitTurn(ctx, ip)
+		if err != nil {
+			return result{code: 530, text: "Login incorrect."} // the client is gone
+		}
+		if wait := s.srv.lockedFor(ip); wait > 0 {
+			endTurn()
+			s.log.Warn("refused PASS: too many failed logins from this address", "user", name)
+			return result{code: 530, text: "Login incorrect.", closeText: lockText(wait)}
+		}
+		ok, err := s.srv.checkPassword(ctx, name, arg)
+		if err != nil {
+			endTurn()
+			return result{code: 530, text: "Login incorrect."}
+		}
+		if ok {
 			s.srv.loginSucceeded(ip)
+			endTurn()
 			s.log.Info("login", "user", name)
 			s.mu.Lock()
 			s.user, s.fails = name, 0
 			s.mu.Unlock()
 			return result{code: 230, text: "Login successful."}
 		}
-		delay := s.srv.loginFailed(ip)
+		delay, locked := s.srv.loginFailed(ip)
+		endTurn()
 		s.mu.Lock()
 		s.fails++
 		n := s.fails
 		s.mu.Unlock()
 		s.log.Warn("failed login", "user", name, "peer", ip, "failures", n)
+		r := result{code: 530, text: "Login incorrect."}
+		switch {
+		case locked:
+			r.closeText = lockText(s.srv.lockedFor(ip))
+			s.log.Warn("refusing this address: too many failed logins", "peer", ip, "for", s.srv.lockedFor(ip).String())
+		case n >= s.srv.cfg.MaxLoginFails:
+			r.closeText = "Too many failed logins."
+		}
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-		}
-		r := result{code: 530, text: "Login incorrect."}
-		if n >= s.srv.cfg.MaxLoginFails {
-			r.closeText = "Too many failed logins."
 		}
 		return r
 	})

@@ -38,7 +38,14 @@ files and directories but never change, rename or delete existing ones.
 "htpasswd -nbB user password"); plain-text passwords are refused at start.
 Users may read and write anywhere under the root. A failed login is
 answered after a delay that grows with the recent failures from the same
-address; the third failure in a session closes it.
+address; the third failure in a session closes it. Failures cost the
+address, not the session: after 3 failures from one address it is
+refused ("421 Too many failed logins from your address", at connect and
+at USER) for 1 minute, and each further failure doubles that, up to an
+hour; reconnecting does not help, and the checks of one address run one
+at a time. A success clears the count. Unknown users are checked against
+a hash as costly as the costliest account, so the time a failure takes
+does not tell which names exist.
 
 Jail: every path is resolved on the virtual tree ("/" is --root, ".." at
 the top stays there) and opened through an os.Root, so "..", absolute

@@ -108,7 +108,12 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		s.localIP = a.IP
 	}
 	s.log = s.srv.log.With("system", s.srv.name+","+peer)
-	if msg := s.srv.admit(s.ipKey); msg != "" {
+	msg := s.srv.admit(s.ipKey)
+	if wait := s.srv.lockedFor(s.ipKey); wait > 0 && msg == "" {
+		s.srv.release(s.ipKey)
+		msg = lockText(wait)
+	}
+	if msg != "" {
 		s.log.Warn("connection refused: " + msg)
 		s.quit = true
 		t.Write([]byte("421 " + msg + "\r\n"))
