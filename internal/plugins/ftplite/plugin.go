@@ -25,17 +25,20 @@ func init() {
 		Description: "an FTP server jailed to one directory, with FTPS",
 		Long:        longHelp,
 		Options:     options,
+		Commands:    []plugins.Command{passwdCommand},
 	})
 }
 
-const longHelp = `Serves --root over FTP. --port takes a port number (every interface) or an
-endpoint string such as tcp:2121:interface=127.0.0.1.
+const longHelp = `Serves --root over FTP. --port takes a port number (on --iface, by default
+every interface) or an endpoint string such as tcp:2121:interface=127.0.0.1.
 
 Accounts: anonymous (the --userAnonymous name, or "ftp") with any password,
 read-only unless --anonymous-write, which lets anonymous users create new
 files and directories but never change, rename or delete existing ones.
---password-file holds "user:bcrypt-hash" lines (make a hash with
-"htpasswd -nbB user password"); plain-text passwords are refused at start.
+--password-file holds "user:bcrypt-hash" lines; "twistd ftp-lite passwd
+USER" prints one (the password read from the terminal or stdin, see
+"twistd ftp-lite passwd --help"), and htpasswd -B lines work too;
+plain-text passwords are refused at start.
 Users may read and write anywhere under the root. A failed login is
 answered after a delay that grows with the recent failures from the same
 address; the third failure in a session closes it. Failures cost the
@@ -89,6 +92,7 @@ transfer or a reply that stalls (a client that stops reading);
 
 func options(fs *pflag.FlagSet) plugins.Build {
 	port := fs.StringP("port", "p", "2121", "port number or endpoint to listen on")
+	iface := fs.String("iface", "", "interface to listen on when --port is a number (default: every interface)")
 	root := fs.StringP("root", "r", "/usr/local/ftp", "directory to serve")
 	anon := fs.String("userAnonymous", "anonymous", `name for anonymous logins ("ftp" also works; "" turns anonymous off)`)
 	anonWrite := fs.Bool("anonymous-write", false, "let anonymous users upload new files and make directories")
@@ -104,9 +108,9 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	data := fs.Duration("data-timeout", time.Minute, "time to open an active data connection, and longest stall of a transfer or of a reply")
 	pasvTimeout := fs.Duration("pasv-timeout", 30*time.Second, "close a passive listener (PASV, EPSV) that got no data connection this long")
 	return func(env plugins.Env) (service.Service, error) {
-		ep, err := reactor.ParseEndpoint(*port)
+		ep, err := reactor.PortFlag(*port, *iface)
 		if err != nil {
-			return nil, fmt.Errorf("invalid value for --port: %w", err)
+			return nil, err
 		}
 		cfg := Config{
 			Root: *root, AnonName: *anon, AnonWrite: *anonWrite, PasswordFile: *pwFile,

@@ -174,7 +174,7 @@ func readPasswordFile(name string) (map[string][]byte, error) {
 			return nil, fmt.Errorf("--password-file %s line %d: user %q given twice", name, n, user)
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("--password-file %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make one with: htpasswd -nbB USER PASSWORD)", name, n, user)
+			return nil, fmt.Errorf("--password-file %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make a line with: twistd ftp-lite passwd USER)", name, n, user)
 		}
 		users[user] = []byte(hash)
 	}
