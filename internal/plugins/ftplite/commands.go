@@ -156,8 +156,10 @@ func cmdUser(s *session, arg string) {
 		s.reply(530, "TLS required: send AUTH TLS first.")
 		return
 	}
-	if wait := s.srv.lockedFor(s.ipKey); wait > 0 {
-		s.log.Warn("refused USER: too many failed logins from this address", "user", arg)
+	if wait, first := s.srv.refusing(s.ipKey); wait > 0 {
+		if first {
+			s.log.Warn("refused USER: too many failed logins from this address (the rest of this lock-out is not logged)", "user", arg)
+		}
 		s.quit = true
 		s.reply(421, lockText(wait))
 		s.t.LoseConnection()
@@ -187,9 +189,11 @@ func cmdPass(s *session, arg string) {
 		if err != nil {
 			return result{code: 530, text: "Login incorrect."} // the client is gone
 		}
-		if wait := s.srv.lockedFor(ip); wait > 0 {
+		if wait, first := s.srv.refusing(ip); wait > 0 {
 			endTurn()
-			s.log.Warn("refused PASS: too many failed logins from this address", "user", name)
+			if first {
+				s.log.Warn("refused PASS: too many failed logins from this address (the rest of this lock-out is not logged)", "user", name)
+			}
 			return result{code: 530, text: "Login incorrect.", closeText: lockText(wait)}
 		}
 		ok, err := s.srv.checkPassword(ctx, name, arg)

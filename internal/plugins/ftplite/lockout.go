@@ -22,9 +22,10 @@ const (
 )
 
 type failRecord struct {
-	n     int       // failures since the last success
-	last  time.Time // of the last failure
-	until time.Time // refused until then
+	n      int       // failures since the last success
+	last   time.Time // of the last failure
+	until  time.Time // refused until then
+	logged time.Time // the until of the last refusal logged
 }
 
 // turn lets one password check of an address run at a time.
@@ -68,6 +69,24 @@ func (s *server) lockedFor(ip string) time.Duration {
 		return max(0, r.until.Sub(s.cfg.now()))
 	}
 	return 0
+}
+
+// refusing is lockedFor for a refusal about to be made; first is true
+// for the first of a lock-out period only, so that a client hammering a
+// refused address writes one log line, not one per connection.
+func (s *server) refusing(ip string) (wait time.Duration, first bool) {
+	if wait = s.lockedFor(ip); wait <= 0 {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.fails[ip]
+	if r == nil { // a success from ip cleared it meanwhile
+		return 0, false
+	}
+	first = !r.logged.Equal(r.until)
+	r.logged = r.until
+	return wait, first
 }
 
 // loginFailed records a failure from ip. It returns how long to wait

@@ -123,6 +123,13 @@ func TestLoginLockout(t *testing.T) {
 	if code, msg := early.cmd("USER " + testUser); code != 421 {
 		t.Fatalf("USER while refused: %d %s", code, msg)
 	}
+	// A client hammering a refused address gets one log line for it.
+	for range 20 {
+		greeting(t, ts.addr, one)
+	}
+	if n := strings.Count(ts.logs.String(), "too many failed logins from this address"); n != 1 {
+		t.Errorf("%d refusals logged in one lock-out, want 1", n)
+	}
 	dialCtrlFrom(t, ts.addr, two).login(testUser, testPassword)
 
 	clock.advance(59 * time.Second)

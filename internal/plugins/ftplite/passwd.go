@@ -77,20 +77,14 @@ func checkUserName(user string) error {
 func readPassword(stdin io.Reader, prompt io.Writer, user string) ([]byte, error) {
 	var pw []byte
 	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
-		fmt.Fprintf(prompt, "Password for %s: ", user)
-		first, err := readNoEcho(f, prompt)
+		lines, err := readNoEcho(f, prompt, "Password for "+user+": ", "Again: ")
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprint(prompt, "Again: ")
-		again, err := readNoEcho(f, prompt)
-		if err != nil {
-			return nil, err
-		}
-		if string(first) != string(again) {
+		if string(lines[0]) != string(lines[1]) {
 			return nil, errors.New("the two passwords differ")
 		}
-		pw = first
+		pw = lines[0]
 	} else {
 		line, err := bufio.NewReaderSize(stdin, 4096).ReadSlice('\n')
 		if err != nil && err != io.EOF {

@@ -14,12 +14,14 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// readNoEcho reads one line from the terminal f with echo off, and puts
-// the terminal back as it was. The terminal is in raw-ish mode meanwhile
-// (no echo, no signals, byte by byte), so that Ctrl-C arrives as a byte
-// and ends the read here, with the echo restored, instead of killing the
-// process with the terminal left silent.
-func readNoEcho(f *os.File, w io.Writer) ([]byte, error) {
+// readNoEcho shows each prompt on w and reads a line from the terminal
+// f for it, with echo off, then puts the terminal back as it was. Echo
+// goes off before the first prompt shows, so nothing typed at once after
+// a prompt is echoed. The terminal is in raw-ish mode meanwhile (no echo,
+// no signals, byte by byte), so that Ctrl-C arrives as a byte and ends
+// the read here, with the echo restored, instead of killing the process
+// with the terminal left silent.
+func readNoEcho(f *os.File, w io.Writer, prompts ...string) ([][]byte, error) {
 	fd := int(f.Fd())
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -32,10 +34,22 @@ func readNoEcho(f *os.File, w io.Writer) ([]byte, error) {
 	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
 		return nil, err
 	}
-	defer func() {
-		unix.IoctlSetTermios(fd, unix.TCSETS, old)
-		fmt.Fprintln(w)
-	}()
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	var lines [][]byte
+	for _, p := range prompts {
+		fmt.Fprint(w, p)
+		line, err := readLine(f)
+		fmt.Fprint(w, "\r\n")
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
+}
+
+// readLine reads one line typed on a raw terminal, handling erase keys.
+func readLine(f *os.File) ([]byte, error) {
 	var pw []byte
 	b := make([]byte, 1)
 	for {

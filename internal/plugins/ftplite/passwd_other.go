@@ -12,6 +12,6 @@ import (
 // comes through standard input.
 func isTerminal(*os.File) bool { return false }
 
-func readNoEcho(*os.File, io.Writer) ([]byte, error) {
+func readNoEcho(*os.File, io.Writer, ...string) ([][]byte, error) {
 	return nil, errors.New("cannot turn off the echo of this terminal: give the password on standard input")
 }

@@ -108,12 +108,16 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		s.localIP = a.IP
 	}
 	s.log = s.srv.log.With("system", s.srv.name+","+peer)
-	msg := s.srv.admit(s.ipKey)
-	if wait := s.srv.lockedFor(s.ipKey); wait > 0 && msg == "" {
-		s.srv.release(s.ipKey)
-		msg = lockText(wait)
+	if wait, first := s.srv.refusing(s.ipKey); wait > 0 {
+		if first {
+			s.log.Warn("connection refused: too many failed logins from this address (the rest of this lock-out is not logged)", "for", wait.String())
+		}
+		s.quit = true
+		t.Write([]byte("421 " + lockText(wait) + "\r\n"))
+		t.LoseConnection()
+		return
 	}
-	if msg != "" {
+	if msg := s.srv.admit(s.ipKey); msg != "" {
 		s.log.Warn("connection refused: " + msg)
 		s.quit = true
 		t.Write([]byte("421 " + msg + "\r\n"))
