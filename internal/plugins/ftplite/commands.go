@@ -221,7 +221,7 @@ func cmdPass(s *session, arg string) {
 		switch {
 		case locked:
 			r.closeText = lockText(s.srv.lockedFor(ip))
-			s.log.Warn("refusing this address: too many failed logins", "peer", ip, "for", s.srv.lockedFor(ip).String())
+			s.log.Warn("refusing this address: too many failed logins", "peer", ip, "for", s.srv.lockedFor(ip).Round(time.Second).String())
 		case n >= s.srv.cfg.MaxLoginFails:
 			r.closeText = "Too many failed logins."
 		}

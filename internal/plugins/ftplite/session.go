@@ -110,7 +110,7 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 	s.log = s.srv.log.With("system", s.srv.name+","+peer)
 	if wait, first := s.srv.refusing(s.ipKey); wait > 0 {
 		if first {
-			s.log.Warn("connection refused: too many failed logins from this address (the rest of this lock-out is not logged)", "for", wait.String())
+			s.log.Warn("connection refused: too many failed logins from this address (the rest of this lock-out is not logged)", "for", wait.Round(time.Second).String())
 		}
 		s.quit = true
 		t.Write([]byte("421 " + lockText(wait) + "\r\n"))
