@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +115,7 @@ import ftplib, io, sys
 port = int(sys.argv[1])
 f = ftplib.FTP()
 f.connect("127.0.0.1", port, timeout=10)
-f.login("poet", "frost-and-hope")
+f.login("poet", sys.argv[2])
 got = io.BytesIO()
 f.retrbinary("RETR hope.txt", got.write)
 sys.stdout.buffer.write(got.getvalue())
@@ -145,10 +147,21 @@ func TestExampleFTP(t *testing.T) {
 	pasv := strconv.Itoa(testutil.FreePort(t))
 	b = regexp.MustCompile(`(?m)^passive-ports = ".*"$`).ReplaceAll(b, []byte(`passive-ports = "`+pasv+"-"+pasv+`"`))
 	os.WriteFile(path, b, 0o644)
+	// The example ships without accounts: add poet as its comment says.
+	password := rand.Text()
+	mk := exec.Command(testutil.Binary(t), "ftp-lite", "passwd", "poet")
+	mk.Stdin = strings.NewReader(password + "\n")
+	line, err := mk.Output()
+	if err != nil {
+		t.Fatalf("ftp-lite passwd: %v", err)
+	}
+	pw, _ := os.OpenFile(filepath.Join(dir, "ftp-passwd"), os.O_APPEND|os.O_WRONLY, 0)
+	pw.Write(line)
+	pw.Close()
 
 	p := testutil.Start(t, dir, "-n", "-y", "ftp-lite.toml")
 	p.WaitFor(t, "[-] started\n", 10*time.Second)
-	out, err := exec.Command("python3", "-c", ftpClient, strconv.Itoa(ports[2121])).CombinedOutput()
+	out, err := exec.Command("python3", "-c", ftpClient, strconv.Itoa(ports[2121]), password).CombinedOutput()
 	want, _ := os.ReadFile(filepath.Join(dir, "ftp-root", "hope.txt"))
 	if err != nil || string(out) != string(want) {
 		t.Errorf("ftplib: %v\n%s", err, out)

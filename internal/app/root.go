@@ -312,6 +312,9 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 	}
 	cmd.Flags().SortFlags = false
 	build = m.Options(cmd.Flags())
+	for _, c := range m.Commands {
+		cmd.AddCommand(pluginTool(m.Name, c, stdout, stderr))
+	}
 	cmd.Flags().BoolP("help", "h", false, "show this help")
 	cmd.SetUsageTemplate(pluginUsage)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -319,6 +322,46 @@ func pluginCommand(m *plugins.Maker, opts *Options, stdout, stderr io.Writer) *c
 			return usageErrorf("%s: %s is a runner option: put it before %q", m.Name, runner, m.Name)
 		}
 		return pluginUsageErrorf(m.Name, "%s", flagMessage(err))
+	})
+	return cmd
+}
+
+const pluginToolUsage = `Usage:
+  {{.UseLine}}
+{{with .Long}}
+{{.}}
+{{end}}{{if .HasAvailableLocalFlags}}
+Options:
+{{.LocalFlags.FlagUsages}}{{end}}`
+
+// pluginTool makes a plugin's tool the command `twistd PLUGIN NAME`.
+func pluginTool(plugin string, c plugins.Command, stdout, stderr io.Writer) *cobra.Command {
+	var run plugins.RunCommand
+	name := plugin + " " + c.Name
+	cmd := &cobra.Command{
+		Use:   c.Name + " [options] " + c.Args,
+		Short: c.Short,
+		Long:  c.Long,
+		// The synopsis above says where the options go.
+		DisableFlagsInUseLine: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != c.NArgs {
+				return pluginUsageErrorf(name, "want %s", c.Args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := run(args, cmd.InOrStdin(), stdout, stderr); err != nil {
+				return failure(fmt.Errorf("%s: %w", name, err))
+			}
+			return nil
+		},
+	}
+	run = c.Options(cmd.Flags())
+	cmd.Flags().BoolP("help", "h", false, "show this help")
+	cmd.SetUsageTemplate(pluginToolUsage)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return pluginUsageErrorf(name, "%s", flagMessage(err))
 	})
 	return cmd
 }

@@ -45,7 +45,7 @@ func Read(flag, name string) (Users, error) {
 			return nil, fmt.Errorf("%s %s line %d: user %q given twice", flag, name, n, user)
 		}
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("%s %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make one with: htpasswd -nbB USER PASSWORD)", flag, name, n, user)
+			return nil, fmt.Errorf("%s %s line %d: the password of %q is not a bcrypt hash (plain-text passwords are refused; make a line with: twistd ftp-lite passwd USER)", flag, name, n, user)
 		}
 		users[user] = []byte(hash)
 	}

@@ -5,6 +5,7 @@ package plugins
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -27,7 +28,27 @@ type Maker struct {
 	// that builds the service from their parsed values. It is called once
 	// per service instance, so each instance has its own option values.
 	Options func(fs *pflag.FlagSet) Build
+	// Commands are tools the plugin offers beside serving, run as
+	// `twistd NAME COMMAND ARGS...` in the foreground (ftp-lite's passwd).
+	Commands []Command
 }
+
+// Command is a plugin's tool: it starts nothing, works on its arguments
+// and standard streams, and returns.
+type Command struct {
+	Name  string
+	Args  string // synopsis of the arguments, e.g. "USER"
+	NArgs int    // how many arguments it takes
+	Short string
+	Long  string
+	// Options declares the command's flags on fs and returns the function
+	// that runs it with their parsed values.
+	Options func(fs *pflag.FlagSet) RunCommand
+}
+
+// RunCommand runs a plugin's tool. An error it returns is a runtime
+// failure, shown as one line.
+type RunCommand func(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 
 // Build makes the plugin's service from its parsed options. It must not do
 // I/O or bind anything (that happens when the service starts): an error it
@@ -63,6 +84,11 @@ func Register(m Maker) {
 	}
 	if m.Options == nil {
 		panic(fmt.Sprintf("plugins: plugin %q has no Options", m.Name))
+	}
+	for _, c := range m.Commands {
+		if c.Name == "" || c.Options == nil {
+			panic(fmt.Sprintf("plugins: plugin %q has a command without a name or Options", m.Name))
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -36,6 +36,9 @@ func TestRegister(t *testing.T) {
 	mustPanic(t, "empty name", func() { Register(Maker{Name: "", Options: noOptions}) })
 	mustPanic(t, "reserved name", func() { Register(Maker{Name: "help", Options: noOptions}) })
 	mustPanic(t, "nil options", func() { Register(Maker{Name: "nil-opts"}) })
+	mustPanic(t, "command without options", func() {
+		Register(Maker{Name: "cmd-test", Options: noOptions, Commands: []Command{{Name: "tool"}}})
+	})
 	var names []string
 	for _, m := range All() {
 		names = append(names, m.Name)

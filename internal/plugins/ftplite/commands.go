@@ -107,6 +107,10 @@ func (s *session) resolveEntry(arg string) (virtual, rel string, ok bool) {
 // error itself, which may name real paths.
 func (s *session) fsFail(op, virtual string, err error) {
 	s.log.Debug(op+" failed", "path", virtual, "error", err)
+	if code, text := spaceReply(err); code != 0 {
+		s.reply(code, text+".")
+		return
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.reply(550, "No such file or directory.")
@@ -152,6 +156,15 @@ func cmdUser(s *session, arg string) {
 		s.reply(530, "TLS required: send AUTH TLS first.")
 		return
 	}
+	if wait, first := s.srv.refusing(s.ipKey); wait > 0 {
+		if first {
+			s.log.Warn("refused USER: too many failed logins from this address (the rest of this lock-out is not logged)", "user", arg)
+		}
+		s.quit = true
+		s.reply(421, lockText(wait))
+		s.t.LoseConnection()
+		return
+	}
 	s.user, s.anon, s.pendingUser = "", false, arg
 	s.cwd, s.rest = "/", 0
 	s.reply(331, "Please specify the password.")
@@ -172,29 +185,51 @@ func cmdPass(s *session, arg string) {
 	}
 	ip := s.ipKey
 	s.startJob("login", false, func(ctx context.Context) result {
-		if s.srv.checkPassword(ctx, name, arg) {
+		endTurn, err := s.srv.waitTurn(ctx, ip)
+		if err != nil {
+			return result{code: 530, text: "Login incorrect."} // the client is gone
+		}
+		if wait, first := s.srv.refusing(ip); wait > 0 {
+			endTurn()
+			if first {
+				s.log.Warn("refused PASS: too many failed logins from this address (the rest of this lock-out is not logged)", "user", name)
+			}
+			return result{code: 530, text: "Login incorrect.", closeText: lockText(wait)}
+		}
+		ok, err := s.srv.checkPassword(ctx, name, arg)
+		if err != nil {
+			endTurn()
+			return result{code: 530, text: "Login incorrect."}
+		}
+		if ok {
 			s.srv.loginSucceeded(ip)
+			endTurn()
 			s.log.Info("login", "user", name)
 			s.mu.Lock()
 			s.user, s.fails = name, 0
 			s.mu.Unlock()
 			return result{code: 230, text: "Login successful."}
 		}
-		delay := s.srv.loginFailed(ip)
+		delay, locked := s.srv.loginFailed(ip)
+		endTurn()
 		s.mu.Lock()
 		s.fails++
 		n := s.fails
 		s.mu.Unlock()
 		s.log.Warn("failed login", "user", name, "peer", ip, "failures", n)
+		r := result{code: 530, text: "Login incorrect."}
+		switch {
+		case locked:
+			r.closeText = lockText(s.srv.lockedFor(ip))
+			s.log.Warn("refusing this address: too many failed logins", "peer", ip, "for", s.srv.lockedFor(ip).Round(time.Second).String())
+		case n >= s.srv.cfg.MaxLoginFails:
+			r.closeText = "Too many failed logins."
+		}
 		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-		}
-		r := result{code: 530, text: "Login incorrect."}
-		if n >= s.srv.cfg.MaxLoginFails {
-			r.closeText = "Too many failed logins."
 		}
 		return r
 	})

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -26,9 +27,10 @@ const chunk = 16 << 20
 
 // dataSpec is how the next transfer gets its data connection.
 type dataSpec struct {
-	pasv   *net.TCPListener
-	active *net.TCPAddr
-	tls    bool
+	pasv     *net.TCPListener
+	pasvEnds time.Time // when pasv stops waiting for its connection
+	active   *net.TCPAddr
+	tls      bool
 }
 
 func (d dataSpec) close() {
@@ -41,6 +43,20 @@ func (s *session) closePassive() {
 	if s.pasv != nil {
 		s.pasv.Close()
 		s.pasv = nil
+		s.pasvTimer.Stop()
+	}
+}
+
+// expirePassive closes ln, the listener PASV or EPSV opened, if it is
+// still waiting for a transfer command when --pasv-timeout is over: a
+// client that never connects must not hold a port for the whole session.
+// It runs on the timer's goroutine.
+func (s *session) expirePassive(ln *net.TCPListener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pasv == ln {
+		s.closePassive()
+		s.log.Info("closed a passive listener: no data connection", "port", ln.Addr().(*net.TCPAddr).Port, "timeout", s.srv.cfg.PasvTimeout.String())
 	}
 }
 
@@ -122,6 +138,8 @@ func (s *session) listenPassive() (int, bool) {
 		ln, err = net.ListenTCP("tcp", &net.TCPAddr{IP: s.localIP, Port: p})
 		if err == nil {
 			s.pasv = ln
+			s.pasvEnds = time.Now().Add(s.srv.cfg.PasvTimeout)
+			s.pasvTimer = time.AfterFunc(s.srv.cfg.PasvTimeout, func() { s.expirePassive(ln) })
 			return ln.Addr().(*net.TCPAddr).Port, true
 		}
 	}
@@ -226,14 +244,19 @@ func (s *session) takeData() (dataSpec, bool) {
 		s.reply(521, "Data connections must be protected: send PBSZ 0 and PROT P.")
 		return dataSpec{}, false
 	}
-	d := dataSpec{pasv: s.pasv, active: s.active, tls: s.protP}
+	d := dataSpec{pasv: s.pasv, pasvEnds: s.pasvEnds, active: s.active, tls: s.protP}
+	if s.pasv != nil {
+		// The transfer owns the listener now, and its deadline.
+		s.pasvTimer.Stop()
+	}
 	s.pasv, s.active = nil, nil
 	return d, true
 }
 
 // openData accepts or dials the data connection. A passive connection
 // from any address but the control peer's is closed and the listener
-// keeps waiting for the right one (no port theft).
+// keeps waiting for the right one (no port theft) until --pasv-timeout
+// after the PASV or EPSV; a dial gets --data-timeout.
 func (s *session) openData(ctx context.Context, d dataSpec) (net.Conn, error) {
 	deadline := time.Now().Add(s.srv.cfg.DataTimeout)
 	var c net.Conn
@@ -241,7 +264,7 @@ func (s *session) openData(ctx context.Context, d dataSpec) (net.Conn, error) {
 		defer d.pasv.Close()
 		stop := context.AfterFunc(ctx, func() { d.pasv.Close() })
 		defer stop()
-		d.pasv.SetDeadline(deadline)
+		d.pasv.SetDeadline(d.pasvEnds)
 		for c == nil {
 			tc, err := d.pasv.AcceptTCP()
 			if err != nil {
@@ -396,12 +419,42 @@ func cmdAppe(s *session, arg string) { s.startUpload(arg, true) }
 
 // upload is one STOR, APPE or STOU on its way in.
 type upload struct {
-	f         *os.File
-	v, rel    string // the target
-	tmp       string // the file written, renamed to rel at the end; "" when writing in place
+	f *os.File
+	v string // the target
+	// dir is the target's directory, opened once through the jail when a
+	// temporary file is written: the file is created, renamed and removed
+	// relative to that descriptor (openat, renameat, unlinkat), so a
+	// directory on the way swapped for a link meanwhile cannot make the
+	// rename or the clean-up miss it. nil when writing in place.
+	dir       *os.Root
+	name      string // the target's name in dir
+	tmp       string // the temporary file's name in dir
 	noReplace bool   // the rename must fail rather than replace a file
 	opening   string // the text of the 150 reply
 	ascii     bool
+}
+
+// openDir opens the directory holding rel through the jail and returns
+// it with rel's last component.
+func (s *session) openDir(rel string) (*os.Root, string, error) {
+	dir, err := s.srv.root.OpenRoot(path.Dir(rel))
+	return dir, path.Base(rel), err
+}
+
+// createTemp creates u's hidden temporary file in u.dir.
+func (u *upload) createTemp() error {
+	u.tmp = tempName(u.name)
+	var err error
+	u.f, err = u.dir.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return err
+}
+
+// discard removes the temporary file, if any, and closes the directory.
+func (u upload) discard() {
+	if u.dir != nil {
+		u.dir.Remove(u.tmp)
+		u.dir.Close()
+	}
 }
 
 // startUpload begins STOR or APPE. A plain STOR writes a hidden temporary
@@ -438,7 +491,7 @@ func (s *session) startUpload(arg string, appe bool) {
 	}
 	// Anonymous uploads never replace a file, even one created by a
 	// concurrent upload.
-	u := upload{v: v, rel: rel, noReplace: s.anon, opening: "Ok to send data.", ascii: s.ascii}
+	u := upload{v: v, noReplace: s.anon, opening: "Ok to send data.", ascii: s.ascii}
 	if appe || off > 0 {
 		// No O_APPEND: the kernel cannot splice into an O_APPEND file.
 		u.f, err = root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
@@ -449,14 +502,14 @@ func (s *session) startUpload(arg string, appe bool) {
 				_, err = u.f.Seek(off, io.SeekStart)
 			}
 		}
-	} else {
-		u.tmp = tempName(rel)
-		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	} else if u.dir, u.name, err = s.openDir(rel); err == nil {
+		err = u.createTemp()
 	}
 	if err != nil {
 		if u.f != nil {
 			u.f.Close()
 		}
+		u.discard()
 		d.close()
 		s.fsFail("Create file", v, err)
 		return
@@ -498,26 +551,31 @@ func cmdStou(s *session, arg string) {
 	if !ok {
 		return
 	}
-	root := s.srv.root
+	dir, err := s.srv.root.OpenRoot(jail.Rel(s.cwd))
+	if err != nil {
+		d.close()
+		s.fsFail("Create file", s.cwd, err)
+		return
+	}
 	for range stouTries {
 		name := fmt.Sprintf("%s.%08x", hint, s.srv.cfg.uniqueSuffix())
 		v := path.Join(s.cwd, name)
-		rel := jail.Rel(v)
-		if _, err := root.Lstat(rel); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := dir.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
 			if err == nil {
 				continue // taken: another name
 			}
+			dir.Close()
 			d.close()
 			s.fsFail("Create file", v, err)
 			return
 		}
-		u := upload{v: v, rel: rel, tmp: tempName(rel), noReplace: true, opening: "FILE: " + name, ascii: s.ascii}
-		var err error
-		u.f, err = root.OpenFile(u.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		u := upload{v: v, dir: dir, name: name, noReplace: true, opening: "FILE: " + name, ascii: s.ascii}
+		err := u.createTemp()
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
+			dir.Close()
 			d.close()
 			s.fsFail("Create file", v, err)
 			return
@@ -525,6 +583,7 @@ func cmdStou(s *session, arg string) {
 		s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
 		return
 	}
+	dir.Close()
 	d.close()
 	s.log.Warn("STOU found no free name", "dir", s.cwd, "tries", stouTries)
 	s.reply(450, "Could not find a unique file name; try again.")
@@ -549,15 +608,10 @@ func stouHint(arg string) (hint string, ok bool) {
 }
 
 func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
-	discard := func() {
-		if u.tmp != "" {
-			s.srv.root.Remove(u.tmp)
-		}
-	}
 	c, ok := s.openTransfer(ctx, d, u.v, u.opening)
 	if !ok {
 		u.f.Close()
-		discard()
+		u.discard()
 		return noDataConn
 	}
 	var src io.Reader = c
@@ -575,51 +629,73 @@ func (s *session) upload(ctx context.Context, d dataSpec, u upload) result {
 	if err == nil && ctx.Err() != nil {
 		err = context.Cause(ctx)
 	}
-	if err == nil && u.tmp != "" {
-		if err = s.commit(u); errors.Is(err, fs.ErrExist) {
-			discard()
+	if err == nil && u.dir != nil {
+		if err = u.commit(); errors.Is(err, fs.ErrExist) {
+			u.discard()
 			s.log.Warn("upload discarded: the name was taken meanwhile", "path", u.v, "bytes", n)
 			return result{code: 550, text: "File exists; upload discarded."}
 		}
 	}
 	if err != nil {
-		discard()
+		u.discard()
 		kept := "upload discarded"
-		if u.tmp == "" {
+		if u.dir == nil {
 			kept = "partial data kept for resume"
 		}
 		s.log.Warn("upload failed; "+kept, "path", u.v, "bytes", n, "error", err)
+		if code, text := spaceReply(err); code != 0 {
+			return result{code: code, text: text + "; " + kept + "."}
+		}
 		return result{code: 426, text: "Upload failed; " + kept + "."}
 	}
 	s.log.Info("upload", "path", u.v, "bytes", n, "seconds", time.Since(start).Seconds())
 	return result{code: 226, text: "Transfer complete."}
 }
 
-// commit puts a finished upload in place: a rename over the target, or
-// one that fails if the name exists when u.noReplace.
-func (s *session) commit(u upload) error {
-	if !u.noReplace {
-		return s.srv.root.Rename(u.tmp, u.rel)
+// spaceReply is the reply for an error saying storage ran out (RFC 959):
+// 452 when the file system is full, 552 when a quota or the file-size
+// limit is reached; code 0 for any other error.
+func spaceReply(err error) (code int, text string) {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return 452, "Insufficient storage space"
+	case errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EFBIG):
+		return 552, "Exceeded storage allocation"
 	}
-	return renameNoReplace(s.srv.root, u.tmp, u.rel)
+	return 0, ""
+}
+
+// commit puts a finished upload in place: a rename over the target, or
+// one that fails if the name exists when u.noReplace. It closes u.dir
+// when the rename worked.
+func (u upload) commit() error {
+	var err error
+	if u.noReplace {
+		err = renameNoReplace(u.dir, u.tmp, u.name)
+	} else {
+		err = u.dir.Rename(u.tmp, u.name)
+	}
+	if err == nil {
+		u.dir.Close()
+	}
+	return err
 }
 
 // linkNoReplace is renameNoReplace the portable way: a hard link fails if
 // the name exists, where a rename would replace it; then the old name goes.
-func linkNoReplace(root *os.Root, oldname, newname string) error {
-	if err := root.Link(oldname, newname); err != nil {
+func linkNoReplace(dir *os.Root, oldname, newname string) error {
+	if err := dir.Link(oldname, newname); err != nil {
 		return err
 	}
-	return root.Remove(oldname)
+	return dir.Remove(oldname)
 }
 
-// tempName is a hidden name beside rel for an upload in progress.
-func tempName(rel string) string {
-	dir, base := path.Split(rel)
-	if len(base) > 100 {
-		base = base[:100]
+// tempName is a hidden name to write an upload for name to.
+func tempName(name string) string {
+	if len(name) > 100 {
+		name = name[:100]
 	}
-	return fmt.Sprintf("%s.%s.ftp-upload-%08x", dir, base, rand.Uint32())
+	return fmt.Sprintf(".%s.ftp-upload-%08x", name, rand.Uint32())
 }
 
 // asciiReader converts line ends for TYPE A: LF to CRLF on the way out

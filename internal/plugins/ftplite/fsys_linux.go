@@ -3,7 +3,6 @@ package ftplite
 import (
 	"errors"
 	"os"
-	"path"
 	"time"
 	"unsafe"
 
@@ -40,16 +39,13 @@ func setModTime(_ *os.Root, _ string, f *os.File, t time.Time) error {
 	return nil
 }
 
-// renameNoReplace renames oldname to newname, both in the same directory
-// under root, and fails with an fs.ErrExist error instead of replacing
-// whatever newname is. The directory is opened through root, so the
-// rename happens inside it whatever was swapped in on the way.
-func renameNoReplace(root *os.Root, oldname, newname string) error {
-	dir := path.Dir(newname)
-	if path.Dir(oldname) != dir {
-		return linkNoReplace(root, oldname, newname)
-	}
-	d, err := root.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+// renameNoReplace renames oldname to newname, both names in dir, and
+// fails with an fs.ErrExist error instead of replacing whatever newname
+// is. It acts on dir's own descriptor (a "." opened relative to it), so
+// the rename happens in that directory whatever was swapped in on the
+// way to it since it was opened.
+func renameNoReplace(dir *os.Root, oldname, newname string) error {
+	d, err := dir.OpenFile(".", os.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
@@ -60,13 +56,13 @@ func renameNoReplace(root *os.Root, oldname, newname string) error {
 	}
 	var rerr error
 	if err := rc.Control(func(fd uintptr) {
-		rerr = unix.Renameat2(int(fd), path.Base(oldname), int(fd), path.Base(newname), unix.RENAME_NOREPLACE)
+		rerr = unix.Renameat2(int(fd), oldname, int(fd), newname, unix.RENAME_NOREPLACE)
 	}); err != nil {
 		return err
 	}
 	if errors.Is(rerr, unix.EINVAL) || errors.Is(rerr, unix.ENOSYS) {
 		// The file system has no RENAME_NOREPLACE.
-		return linkNoReplace(root, oldname, newname)
+		return linkNoReplace(dir, oldname, newname)
 	}
 	if rerr != nil {
 		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: rerr}

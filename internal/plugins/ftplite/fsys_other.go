@@ -15,8 +15,8 @@ func setModTime(root *os.Root, rel string, _ *os.File, t time.Time) error {
 	return root.Chtimes(rel, time.Time{}, t)
 }
 
-// renameNoReplace renames oldname to newname under root without ever
-// replacing newname.
-func renameNoReplace(root *os.Root, oldname, newname string) error {
-	return linkNoReplace(root, oldname, newname)
+// renameNoReplace renames oldname to newname, both names in dir, without
+// ever replacing newname.
+func renameNoReplace(dir *os.Root, oldname, newname string) error {
+	return linkNoReplace(dir, oldname, newname)
 }

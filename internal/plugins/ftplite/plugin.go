@@ -25,20 +25,30 @@ func init() {
 		Description: "an FTP server jailed to one directory, with FTPS",
 		Long:        longHelp,
 		Options:     options,
+		Commands:    []plugins.Command{passwdCommand},
 	})
 }
 
-const longHelp = `Serves --root over FTP. --port takes a port number (every interface) or an
-endpoint string such as tcp:2121:interface=127.0.0.1.
+const longHelp = `Serves --root over FTP. --port takes a port number (on --iface, by default
+every interface) or an endpoint string such as tcp:2121:interface=127.0.0.1.
 
 Accounts: anonymous (the --userAnonymous name, or "ftp") with any password,
 read-only unless --anonymous-write, which lets anonymous users create new
 files and directories but never change, rename or delete existing ones.
---password-file holds "user:bcrypt-hash" lines (make a hash with
-"htpasswd -nbB user password"); plain-text passwords are refused at start.
+--password-file holds "user:bcrypt-hash" lines; "twistd ftp-lite passwd
+USER" prints one (the password read from the terminal or stdin, see
+"twistd ftp-lite passwd --help"), and htpasswd -B lines work too;
+plain-text passwords are refused at start.
 Users may read and write anywhere under the root. A failed login is
 answered after a delay that grows with the recent failures from the same
-address; the third failure in a session closes it.
+address; the third failure in a session closes it. Failures cost the
+address, not the session: after 3 failures from one address it is
+refused ("421 Too many failed logins from your address", at connect and
+at USER) for 1 minute, and each further failure doubles that, up to an
+hour; reconnecting does not help, and the checks of one address run one
+at a time. A success clears the count. Unknown users are checked against
+a hash as costly as the costliest account, so the time a failure takes
+does not tell which names exist.
 
 Jail: every path is resolved on the virtual tree ("/" is --root, ".." at
 the top stays there) and opened through an os.Root, so "..", absolute
@@ -73,13 +83,16 @@ the control and data connections; --tls-required refuses logins before
 AUTH TLS and unprotected data connections.
 
 Limits: command lines of 4 KiB; --idle-timeout between commands (not
-counted during a transfer); --data-timeout to open a data connection and
-for a transfer or a reply that stalls (a client that stops reading);
+counted during a transfer); --pasv-timeout for a passive listener to get
+its data connection, counted from PASV or EPSV (then it is closed, and
+logged); --data-timeout to open an active data connection and for a
+transfer or a reply that stalls (a client that stops reading);
 --max-clients and --max-clients-per-ip: a client over a limit is answered
 "421" and disconnected.`
 
 func options(fs *pflag.FlagSet) plugins.Build {
 	port := fs.StringP("port", "p", "2121", "port number or endpoint to listen on")
+	iface := fs.String("iface", "", "interface to listen on when --port is a number (default: every interface)")
 	root := fs.StringP("root", "r", "/usr/local/ftp", "directory to serve")
 	anon := fs.String("userAnonymous", "anonymous", `name for anonymous logins ("ftp" also works; "" turns anonymous off)`)
 	anonWrite := fs.Bool("anonymous-write", false, "let anonymous users upload new files and make directories")
@@ -92,7 +105,8 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	maxClients := fs.Int("max-clients", 200, "most simultaneous clients (0 = unlimited)")
 	maxPerIP := fs.Int("max-clients-per-ip", 10, "most simultaneous clients from one address (0 = unlimited)")
 	idle := fs.Duration("idle-timeout", 5*time.Minute, "close a control connection idle this long")
-	data := fs.Duration("data-timeout", time.Minute, "time to open a data connection, and longest stall of a transfer or of a reply")
+	data := fs.Duration("data-timeout", time.Minute, "time to open an active data connection, and longest stall of a transfer or of a reply")
+	pasvTimeout := fs.Duration("pasv-timeout", 30*time.Second, "close a passive listener (PASV, EPSV) that got no data connection this long")
 	// The root is opened before the chroot but read by the --uid user;
 	// the password file and the key only by the starting user.
 	plugins.MarkPath(fs, "root", plugins.PathUse{Dir: true, Early: true})
@@ -100,14 +114,14 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		plugins.MarkPath(fs, name, plugins.PathUse{Early: true, Privileged: true})
 	}
 	return func(env plugins.Env) (service.Service, error) {
-		ep, err := reactor.ParseEndpoint(*port)
+		ep, err := reactor.PortFlag(*port, *iface)
 		if err != nil {
-			return nil, fmt.Errorf("invalid value for --port: %w", err)
+			return nil, err
 		}
 		cfg := Config{
 			Root: *root, AnonName: *anon, AnonWrite: *anonWrite, PasswordFile: *pwFile,
 			TLSCert: *cert, TLSKey: *key, TLSRequired: *tlsReq,
-			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data,
+			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data, PasvTimeout: *pasvTimeout,
 			LoginDelay: time.Second, MaxLoginFails: 3,
 		}
 		if cfg.PassiveMin, cfg.PassiveMax, err = parseRange(*passive); err != nil {
@@ -148,8 +162,8 @@ func (c Config) validate() error {
 		return errors.New("--tls-required needs --tls-cert and --tls-key")
 	case c.MaxClients < 0 || c.MaxPerIP < 0:
 		return errors.New("--max-clients and --max-clients-per-ip must be 0 or more")
-	case c.IdleTimeout <= 0 || c.DataTimeout <= 0:
-		return errors.New("--idle-timeout and --data-timeout must be positive")
+	case c.IdleTimeout <= 0 || c.DataTimeout <= 0 || c.PasvTimeout <= 0:
+		return errors.New("--idle-timeout, --data-timeout and --pasv-timeout must be positive")
 	}
 	return nil
 }
@@ -167,6 +181,9 @@ func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*ser
 	}
 	if cfg.MaxLoginFails <= 0 {
 		cfg.MaxLoginFails = 3
+	}
+	if cfg.PasvTimeout <= 0 {
+		cfg.PasvTimeout = 30 * time.Second
 	}
 	srv := newServer(name, cfg, log)
 	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {

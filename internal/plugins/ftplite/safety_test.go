@@ -220,7 +220,7 @@ func openFDs(t *testing.T) int {
 // and too many clients.
 func TestLimits(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) {
-		c.IdleTimeout, c.DataTimeout, c.MaxClients, c.MaxPerIP = 400*time.Millisecond, 300*time.Millisecond, 4, 2
+		c.IdleTimeout, c.DataTimeout, c.PasvTimeout, c.MaxClients, c.MaxPerIP = 400*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, 4, 2
 	})
 	c := dialCtrl(t, ts.addr)
 	c.expect(500, strings.Repeat("A", 5000))
@@ -498,4 +498,33 @@ func TestUnreadReplies(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestPassiveTimeout: a passive listener that gets no data connection is
+// closed after --pasv-timeout, with a log line, whether or not a transfer
+// command came; the session goes on.
+func TestPassiveTimeout(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.PasvTimeout = 300 * time.Millisecond })
+	c := dialCtrl(t, ts.addr)
+	c.login(testUser, testPassword)
+
+	msg := c.expect(229, "EPSV")
+	port := msg[strings.Index(msg, "(|||")+4 : strings.LastIndex(msg, "|)")]
+	ts.waitLog(t, `msg="closed a passive listener: no data connection" system=`)
+	ts.waitLog(t, "port="+port+" timeout=300ms")
+	if d, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 5*time.Second); err == nil {
+		d.Close()
+		t.Errorf("passive port %s still accepts after the timeout", port)
+	}
+	c.expect(425, "RETR sub/a.txt")
+
+	// A transfer command waiting for its connection gets the same bound,
+	// not --data-timeout (10 s here).
+	c.expect(229, "EPSV")
+	start := time.Now()
+	c.expect(425, "RETR sub/a.txt")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("RETR waited %v for a passive connection", took)
+	}
+	c.expect(200, "NOOP")
 }

@@ -35,6 +35,7 @@ type Config struct {
 	MaxPerIP     int // 0 = unlimited
 	IdleTimeout  time.Duration
 	DataTimeout  time.Duration
+	PasvTimeout  time.Duration // how long a passive listener waits for its data connection
 
 	// LoginDelay is the pause after a failed login, multiplied by the
 	// number of recent failures from the same address.
@@ -46,6 +47,9 @@ type Config struct {
 	// math/rand/v2's Uint32 (set by newServer). Tests set it to force a
 	// name collision.
 	uniqueSuffix func() uint32
+	// now is the clock of the login lock-out; nil means time.Now. Tests
+	// move it on instead of waiting minutes.
+	now func() time.Time
 }
 
 // server is what every session shares: the jail, the accounts, the TLS
@@ -60,6 +64,10 @@ type server struct {
 
 	root  *os.Root
 	users map[string][]byte
+	// dummy is checked for unknown users. Its cost is the highest of the
+	// accounts', so a wrong name takes as long as a wrong password: the
+	// time of a failed login tells no one which names exist.
+	dummy []byte
 	tls   *tls.Config
 
 	seq    atomic.Uint64
@@ -68,30 +76,23 @@ type server struct {
 	mu      sync.Mutex
 	clients int
 	perIP   map[string]int
-	fails   map[string]failRecord
+	fails   map[string]*failRecord
+	turns   map[string]*turn // per address: one password check at a time
 }
-
-type failRecord struct {
-	n    int
-	last time.Time
-}
-
-// failMemory is how long failed logins from an address keep slowing it down.
-const failMemory = 10 * time.Minute
-
-// dummyHash is checked for unknown users so they cost the same time as
-// known ones.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.MinCost)
 
 func newServer(name string, cfg Config, log *slog.Logger) *server {
 	if cfg.uniqueSuffix == nil {
 		cfg.uniqueSuffix = rand.Uint32
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	return &server{
 		cfg: cfg, name: name, log: log,
 		bcrypt: make(chan struct{}, runtime.NumCPU()),
 		perIP:  map[string]int{},
-		fails:  map[string]failRecord{},
+		fails:  map[string]*failRecord{},
+		turns:  map[string]*turn{},
 	}
 }
 
@@ -115,6 +116,10 @@ func (s *server) PrivilegedStart(context.Context) error {
 			return err
 		}
 		s.users = users
+	}
+	if s.dummy, err = dummyHash(s.users); err != nil {
+		root.Close()
+		return err
 	}
 	if s.cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
@@ -145,45 +150,28 @@ func bareErr(err error) error {
 	return err
 }
 
-// checkPassword runs one bcrypt comparison, waiting for a free slot.
-func (s *server) checkPassword(ctx context.Context, user, pass string) bool {
+// dummyHash makes the hash checked for unknown users, at the highest cost
+// among users (bcrypt's minimum when there are none: then no name exists
+// to be told apart).
+func dummyHash(users passwd.Users) ([]byte, error) {
+	return bcrypt.GenerateFromPassword([]byte("no such user"), users.MaxCost())
+}
+
+// checkPassword runs one bcrypt comparison, waiting for a free slot. It
+// returns ctx's error when ctx ended before the comparison ran.
+func (s *server) checkPassword(ctx context.Context, user, pass string) (bool, error) {
 	select {
 	case s.bcrypt <- struct{}{}:
 	case <-ctx.Done():
-		return false
+		return false, ctx.Err()
 	}
 	defer func() { <-s.bcrypt }()
 	hash, known := s.users[user]
 	if !known {
-		hash = dummyHash
+		hash = s.dummy
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
-	return known && err == nil
-}
-
-// loginFailed records a failure from ip and returns how long to wait
-// before answering: it grows with the failures of the last minutes, so
-// reconnecting does not reset it.
-func (s *server) loginFailed(ip string) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	for k, r := range s.fails {
-		if now.Sub(r.last) > failMemory {
-			delete(s.fails, k)
-		}
-	}
-	r := s.fails[ip]
-	r.n++
-	r.last = now
-	s.fails[ip] = r
-	return s.cfg.LoginDelay * time.Duration(min(r.n, 10))
-}
-
-func (s *server) loginSucceeded(ip string) {
-	s.mu.Lock()
-	delete(s.fails, ip)
-	s.mu.Unlock()
+	return known && err == nil, nil
 }
 
 // admit counts a new control connection; it returns the 421 text when a

@@ -71,6 +71,8 @@ type session struct {
 	pbsz       bool
 	protP      bool
 	pasv       *net.TCPListener
+	pasvEnds   time.Time   // when pasv is closed if no transfer took it
+	pasvTimer  *time.Timer // closes pasv then
 	active     *net.TCPAddr
 	facts      map[string]bool
 }
@@ -106,6 +108,15 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		s.localIP = a.IP
 	}
 	s.log = s.srv.log.With("system", s.srv.name+","+peer)
+	if wait, first := s.srv.refusing(s.ipKey); wait > 0 {
+		if first {
+			s.log.Warn("connection refused: too many failed logins from this address (the rest of this lock-out is not logged)", "for", wait.Round(time.Second).String())
+		}
+		s.quit = true
+		t.Write([]byte("421 " + lockText(wait) + "\r\n"))
+		t.LoseConnection()
+		return
+	}
 	if msg := s.srv.admit(s.ipKey); msg != "" {
 		s.log.Warn("connection refused: " + msg)
 		s.quit = true
