@@ -148,7 +148,7 @@ func reload(path string, timeout time.Duration, stdout io.Writer) error {
 			if code != ExitUsage {
 				code = ExitFailure
 			}
-			return withCode(code, fmt.Errorf("reload failed, pid %d serves on: %s", pid, info.LastReload.Error))
+			return &exitError{code: code, err: fmt.Errorf("reload failed, pid %d serves on: %s", pid, info.LastReload.Error), help: noHelp}
 		}
 		if !daemon.Alive(pid) {
 			return failure(fmt.Errorf("pid %d exited during the reload", pid))

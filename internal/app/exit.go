@@ -51,6 +51,10 @@ func helpOf(err error) string {
 	return "twistd"
 }
 
+// noHelp marks an error whose exit code is ExitUsage although no option
+// of this command was wrong (a reload whose new process refused its file).
+const noHelp = "-"
+
 // withCode returns err carrying the given exit code.
 func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}

@@ -90,8 +90,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		// Runner flags parsed while traversing skip cobra's FlagErrorFunc.
 		msg = flagMessage(err)
 	}
-	if code == ExitUsage {
-		msg += " (see " + helpOf(err) + " --help)"
+	if help := helpOf(err); code == ExitUsage && help != noHelp {
+		msg += " (see " + help + " --help)"
 	}
 	fmt.Fprintf(stderr, "twistd: %s\n", msg)
 	return code

@@ -366,11 +366,9 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 		if r.proc.pidfile != "" && pid.Path() != r.proc.pidfile {
 			r.log.Warn(fmt.Sprintf("keeping the pidfile %s handed over; --pidfile %s takes effect at the next start", pid.Path(), r.proc.pidfile))
 		}
-		r.info.Reloaded = r.info.Started
-		r.info.LastReload = &daemon.ReloadResult{Pid: os.Getpid()}
-		if err := pid.Record(r.info); err != nil {
-			r.log.Warn(err.Error() + "; twistd status will not say what runs")
-		}
+		// The pidfile and record name this process once it is ready
+		// (ready), so stop and status never find a replacement that may
+		// still fail.
 		return pid, nil
 	}
 	if r.proc.pidfile == "" {
@@ -453,6 +451,13 @@ func (r *runner) confine() error {
 // ready tells whoever waits that every service runs: the starting command
 // through the status pipe and systemd through NOTIFY_SOCKET.
 func (r *runner) ready() {
+	if r.inherited != nil && r.pid != nil {
+		r.info.Reloaded = time.Now()
+		r.info.LastReload = &daemon.ReloadResult{Pid: os.Getpid()}
+		if err := errors.Join(r.pid.Rewrite(), r.pid.Record(r.info)); err != nil {
+			r.log.Warn("pidfile after the reload: " + err.Error())
+		}
+	}
 	if r.status != nil {
 		// From now on the daemon's stderr is its log file (a crash trace
 		// is kept) or /dev/null, never the parent's pipe.

@@ -51,6 +51,10 @@ func (ep Endpoint) adopt(ctx context.Context) (net.Listener, bool, error) {
 	if err != nil {
 		return nil, true, fmt.Errorf("adopting the inherited socket of %s: %w", ep, err)
 	}
+	// The file is ours now: removed at a stop, unless handed over again.
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(true)
+	}
 	return ln, true, nil
 }
 

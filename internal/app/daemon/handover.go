@@ -236,8 +236,8 @@ func (in *Inherited) Status() (*Status, error) {
 	return &Status{null: null, handover: true}, nil
 }
 
-// Pidfile adopts the locked pidfile handed over, writes this process's
-// pid into it in place and takes over its record. The directory is
+// Pidfile adopts the locked pidfile handed over and its record; it names
+// the replaced process until this one calls Rewrite once it is ready. The directory is
 // reached again by the rules of package safefile, for the removal at exit.
 func (in *Inherited) Pidfile() (*Pidfile, error) {
 	if in == nil || in.spec.Pidfile == 0 {
@@ -254,9 +254,6 @@ func (in *Inherited) Pidfile() (*Pidfile, error) {
 	if in.spec.Record != 0 {
 		unix.CloseOnExec(in.spec.Record)
 		p.info = os.NewFile(uintptr(in.spec.Record), in.spec.Path+infoSuffix)
-	}
-	if err := p.write(); err != nil {
-		return nil, fmt.Errorf("pidfile %s: %w", p.path, bare(err))
 	}
 	return p, nil
 }
@@ -276,8 +273,9 @@ func (p *Pidfile) Abandon() {
 	p.f = nil
 }
 
-// Rewrite puts this process's pid back after a replacement that failed
-// may have written its own.
+// Rewrite writes this process's pid into the pidfile in place: a
+// replacement once it is ready, the replaced process after a replacement
+// that failed.
 func (p *Pidfile) Rewrite() error {
 	if p == nil || p.f == nil {
 		return nil
