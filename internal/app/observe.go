@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -191,3 +192,26 @@ func (o *observer) Stop(ctx context.Context) error {
 	})
 	return err
 }
+
+// Sockets hands the endpoint's socket to a replacement on a reload.
+func (o *observer) Sockets() []reactor.Socket {
+	if sc, ok := o.ln.(syscall.Conn); ok {
+		return []reactor.Socket{{Key: o.ep.Key(), Conn: sc}}
+	}
+	return nil
+}
+
+// HandOver stops serving here: the replacement answers from now on.
+func (o *observer) HandOver() {
+	if o.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.srv.Shutdown(ctx); err != nil {
+		o.srv.Close()
+	}
+}
+
+// Busy is 0: a scrape in progress is finished by HandOver.
+func (o *observer) Busy() int { return 0 }

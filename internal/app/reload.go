@@ -47,6 +47,7 @@ type reloadResult struct {
 type handable interface {
 	Sockets() []reactor.Socket
 	HandOver()
+	Busy() int // clients still served
 }
 
 // handables lists the services of the tree that hold sockets.
@@ -129,13 +130,49 @@ func (r *runner) recordReload(res *daemon.ReloadResult, inProgress bool) {
 // handOver gives up what the replacement took: the pidfile and its lock
 // stay as they are (the replacement owns them), and every port stops
 // accepting without draining the listen queue it now shares.
-func (r *runner) handOver(pid int) {
+// Then the connections in flight (downloads, chat and FTP sessions) go on
+// until they end or --grace runs out; the stop that follows closes what is
+// left the way a shutdown does. It returns the grace left for that stop.
+func (r *runner) handOver(pid int, sigs <-chan os.Signal) time.Duration {
 	r.pid.Abandon()
 	r.pid = nil
-	for _, h := range handables(r.root) {
+	hs := handables(r.root)
+	for _, h := range hs {
 		h.HandOver()
 	}
-	r.log.Info(fmt.Sprintf("reloaded: pid %d serves now; finishing the connections in flight (up to %v)", pid, r.opts.Grace))
+	r.log.Info(fmt.Sprintf("reloaded: pid %d serves now; letting the connections in flight finish (up to %v)", pid, r.opts.Grace))
+	// The last slice of the grace is the stop's, so what is left closes
+	// the way a shutdown closes it (FTP's 421, chat's flush) rather than
+	// being aborted.
+	reserve := min(max(r.opts.Grace/10, 100*time.Millisecond), time.Second, r.opts.Grace)
+	deadline := time.Now().Add(r.opts.Grace - reserve)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := 0
+		for _, h := range hs {
+			busy += h.Busy()
+		}
+		if busy == 0 {
+			return time.Until(deadline) + reserve
+		}
+		select {
+		case <-tick.C:
+			if time.Now().After(deadline) {
+				r.log.Info(fmt.Sprintf("grace period nearly over with %d connection(s) left; closing them", busy))
+				return reserve
+			}
+		case reply := <-r.health.ping:
+			r.health.answer(reply)
+		case s := <-sigs:
+			if r.reopens(s) {
+				r.reopenLog(s)
+				continue
+			}
+			r.log.Info(fmt.Sprintf("received %s; closing the %d connection(s) left now", signalName(s), busy))
+			return 0
+		}
+	}
 }
 
 // sigReload is the signal that asks a daemon to reload (nginx's binary

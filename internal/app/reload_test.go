@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -369,4 +370,93 @@ func expectMainPID(t *testing.T, msgs <-chan string) int {
 			t.Fatal("no MAINPID= on the notify socket")
 		}
 	}
+}
+
+// chatConn is a raw chat client: frames of a 12-byte big-endian header
+// (total length, version, command) and a JSON body.
+type chatConn struct {
+	t *testing.T
+	c net.Conn
+}
+
+func dialChat(t *testing.T, addr, id string) *chatConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cc := &chatConn{t: t, c: c}
+	cc.send(1, 1, `{"phone_number":`+id+`}`)
+	if cmd, body, err := cc.next(); err != nil || cmd != 101 || !strings.Contains(body, `"code":1`) {
+		t.Fatalf("login %s: %d %q %v", id, cmd, body, err)
+	}
+	return cc
+}
+
+func (cc *chatConn) send(version, cmd uint32, body string) {
+	b := binary.BigEndian.AppendUint32(nil, uint32(12+len(body)))
+	b = binary.BigEndian.AppendUint32(b, version)
+	b = binary.BigEndian.AppendUint32(b, cmd)
+	if _, err := cc.c.Write(append(b, body...)); err != nil {
+		cc.t.Fatal(err)
+	}
+}
+
+func (cc *chatConn) next() (uint32, string, error) {
+	cc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	h := make([]byte, 12)
+	if _, err := io.ReadFull(cc.c, h); err != nil {
+		return 0, "", err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(h)-12)
+	_, err := io.ReadFull(cc.c, body)
+	return binary.BigEndian.Uint32(h[8:]), string(body), err
+}
+
+// alive proves the session is served: an unknown command gets its error.
+func (cc *chatConn) alive() bool {
+	cc.send(9, 999, "")
+	cmd, _, err := cc.next()
+	return err == nil && cmd == 199
+}
+
+// A chat session begun before a reload stays with the old process until
+// --grace runs out, then is closed; a client after the reload is served
+// by the new process (the in-process hubs are separate: a message between
+// the two is undelivered, 410).
+func TestReloadChatSessions(t *testing.T) {
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	pidfile := filepath.Join(dir, "twistd.pid")
+	first := startDaemon(t, dir, pidfile, "--grace", "2s", "chat", "--port", fmt.Sprint(port), "--iface", "127.0.0.1")
+	alice := dialChat(t, addr, `"1001"`)
+	code, out := reloadCmd(t, testutil.Binary(t), dir)
+	if code != 0 {
+		t.Fatalf("reload: exit %d: %s", code, out)
+	}
+	second, _ := daemon.ReadPidfile(pidfile)
+	killAtCleanup(t, second)
+	bob := dialChat(t, addr, `"1002"`)
+	reloaded := time.Now()
+	if !alice.alive() || !bob.alive() {
+		t.Fatal("a session is not served after the reload")
+	}
+	bob.send(1, 2, `{"chat_from":"1002","chat_to":"1001","chat_content":"hi"}`)
+	if cmd, body, err := bob.next(); err != nil || cmd != 199 || !strings.Contains(body, `"code":410`) {
+		t.Errorf("bob to alice across processes: %d %q %v; want 410", cmd, body, err)
+	}
+	// Alice's session ends with the old process's grace.
+	alice.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, alice.c)
+	took := time.Since(reloaded)
+	if err != nil || took < time.Second {
+		t.Errorf("alice's session ended after %v (%v); want at --grace 2s", took, err)
+	}
+	waitGone(t, first, 10*time.Second)
+	if !bob.alive() {
+		t.Fatal("bob's session on the new process ended")
+	}
+	stopDaemon(t, second, pidfile)
 }

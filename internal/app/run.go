@@ -47,6 +47,7 @@ type runner struct {
 	pid       *daemon.Pidfile
 	info      daemon.Info // the record beside the pidfile
 	served    bool        // reported ready
+	handedTo  int         // the replacement that took over, after a reload
 }
 
 // newRunner checks the runner options and sets up logging to stderr until
@@ -243,10 +244,13 @@ func (r *runner) run() error {
 		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
 	}
 	stopWatchdog()
-	if _, err := daemon.Notify("STOPPING=1"); err != nil {
+	grace := r.opts.Grace
+	if sig == sigReload {
+		grace = r.handOver(r.handedTo, sigs)
+	} else if _, err := daemon.Notify("STOPPING=1"); err != nil {
 		r.log.Warn(err.Error())
 	}
-	return r.stop(sigs)
+	return r.stop(sigs, grace)
 }
 
 // serve is the lifecycle loop while the services run: it reopens the log
@@ -260,7 +264,7 @@ func (r *runner) serve(sigs <-chan os.Signal) os.Signal {
 		case res := <-reloading:
 			reloading = nil
 			if res.err == nil {
-				r.handOver(res.pid)
+				r.handedTo = res.pid
 				return sigReload
 			}
 			if stopAfter != nil {
@@ -548,9 +552,9 @@ func (r *runner) reopenLog(sig os.Signal) {
 	}
 }
 
-// stop stops the tree under the grace period; a second signal cuts it short.
-func (r *runner) stop(sigs <-chan os.Signal) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Grace)
+// stop stops the tree within grace; a second signal cuts it short.
+func (r *runner) stop(sigs <-chan os.Signal, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	stopped := make(chan struct{})
 	forcedBy := make(chan os.Signal, 1)

@@ -72,17 +72,22 @@ func (p *Port) Sockets() []Socket {
 	return []Socket{{Key: p.ep.Key(), Conn: sc}}
 }
 
-// HandOver says the port's socket now belongs to a replacement: Stop then
-// stops accepting without draining the listen queue, whose clients are the
-// replacement's, and leaves a unix socket's file in place.
+// HandOver gives the port's socket to a replacement: the port stops
+// accepting at once, without draining the listen queue (its clients are
+// the replacement's), and leaves a unix socket's file in place. The
+// connections in flight go on until they end or Stop.
 func (p *Port) HandOver() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.handedOver = true
 	if ul, ok := p.ln.(*net.UnixListener); ok {
 		ul.SetUnlinkOnClose(false)
 	}
+	p.mu.Unlock()
+	p.stopListening()
 }
+
+// Busy is how many clients the port still serves or holds waiting.
+func (p *Port) Busy() int { return p.Connections() + p.Waiting() }
 
 // Sockets returns the bound datagram socket, for a replacement to inherit.
 func (d *DatagramPort) Sockets() []Socket {
@@ -95,6 +100,9 @@ func (d *DatagramPort) Sockets() []Socket {
 	return []Socket{{Key: udpKey(d.ep), Conn: sc}}
 }
 
-// HandOver says the socket now belongs to a replacement; Stop closes only
-// this process's descriptor, as it always does.
-func (d *DatagramPort) HandOver() {}
+// HandOver gives the socket to a replacement: this process stops reading
+// it (closing only its own descriptor).
+func (d *DatagramPort) HandOver() { d.Stop(context.Background()) }
+
+// Busy is 0: a datagram is answered when it arrives.
+func (d *DatagramPort) Busy() int { return 0 }

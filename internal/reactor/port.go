@@ -313,14 +313,10 @@ func (p *Port) drainQueue(ln net.Listener) int {
 // queue that clients keep filling.
 const maxDrain = 4096
 
-// Stop stops accepting, asks every connection to finish, waits for them
-// until ctx is done, then aborts the rest. It returns when every connection
-// goroutine has ended. Clients whose connection the kernel already
-// accepted, waiting in the listen queue, are served like the others:
-// closing the listener would reset them. Clients waiting for a slot under
-// the connection limit keep their place and are served as slots free up;
-// only those still waiting when ctx is done are closed unserved.
-func (p *Port) Stop(ctx context.Context) error {
+// stopListening ends accepting, once: after the accept loop returned, the
+// clients the kernel had already accepted are served (unless the socket
+// was handed over: they are the replacement's), then the listener closes.
+func (p *Port) stopListening() {
 	p.mu.Lock()
 	first := !p.stopping
 	p.stopping = true
@@ -346,6 +342,17 @@ func (p *Port) Stop(ctx context.Context) error {
 	if accepted != nil {
 		<-accepted
 	}
+}
+
+// Stop stops accepting, asks every connection to finish, waits for them
+// until ctx is done, then aborts the rest. It returns when every connection
+// goroutine has ended. Clients whose connection the kernel already
+// accepted, waiting in the listen queue, are served like the others:
+// closing the listener would reset them. Clients waiting for a slot under
+// the connection limit keep their place and are served as slots free up;
+// only those still waiting when ctx is done are closed unserved.
+func (p *Port) Stop(ctx context.Context) error {
+	p.stopListening()
 	p.mu.Lock()
 	live := make([]*conn, 0, len(p.conns))
 	for c := range p.conns {
