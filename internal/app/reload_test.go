@@ -460,3 +460,42 @@ func TestReloadChatSessions(t *testing.T) {
 	}
 	stopDaemon(t, second, pidfile)
 }
+
+// A daemon that dropped to nobody reloads as nobody: the inherited port 21
+// keeps working, while a new port below 1024, which nobody cannot bind,
+// fails the reload with one line and the old process serves on.
+func TestReloadAfterPrivilegeDrop(t *testing.T) {
+	requireRoot(t)
+	portFree(t, "127.0.0.4:21")
+	portFree(t, "127.0.0.4:23")
+	dir := nobodyDir(t)
+	writePoem(t, dir)
+	app := "name = \"low\"\n[runner]\nuid = \"nobody\"\ngid = \"nogroup\"\n[[service]]\nplugin = \"fastpoetry\"\n[service.options]\nport = 21\niface = \"127.0.0.4\"\npoem = \"poem.txt\"\n"
+	os.WriteFile(filepath.Join(dir, "low.toml"), []byte(app), 0o644)
+	pidfile := filepath.Join(dir, "twistd.pid")
+	first := startDaemon(t, dir, pidfile, "-y", "low.toml")
+	code, out := reloadCmd(t, testutil.Binary(t), dir, "-y", "low.toml")
+	if code != 0 {
+		t.Fatalf("reload as nobody: exit %d: %s", code, out)
+	}
+	second, _ := daemon.ReadPidfile(pidfile)
+	killAtCleanup(t, second)
+	if second == first || procIDs(t, second, "Uid")[0] != "65534" {
+		t.Fatalf("replacement pid %d (was %d), uid %v", second, first, procIDs(t, second, "Uid"))
+	}
+	if got := fetch(t, "127.0.0.4:21"); got != testPoem {
+		t.Fatalf("port 21 after the reload: %q", got)
+	}
+	os.WriteFile(filepath.Join(dir, "low.toml"), []byte(app+"[[service]]\nplugin = \"echo\"\n[service.options]\nport = 23\niface = \"127.0.0.4\"\n"), 0o644)
+	code, out = reloadCmd(t, testutil.Binary(t), dir, "-y", "low.toml")
+	if code != 1 || !strings.Contains(out, "cannot listen on 127.0.0.4:23: permission denied") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("reload onto port 23 as nobody: exit %d: %q", code, out)
+	}
+	if now, _ := daemon.ReadPidfile(pidfile); now != second {
+		t.Fatalf("pidfile names %d after the failed reload, want %d", now, second)
+	}
+	if got := fetch(t, "127.0.0.4:21"); got != testPoem {
+		t.Fatalf("port 21 after the failed reload: %q", got)
+	}
+	stopDaemon(t, second, pidfile)
+}
