@@ -19,7 +19,7 @@ INSTALLED = $(BINDIR)/twistd $(addprefix $(MANDIR)/man1/,$(notdir $(wildcard man
 	$(DATADIR)/fish/vendor_completions.d/twistd.fish $(DATADIR)/twistd/poem.txt \
 	$(addprefix $(UNITDIR)/,$(notdir $(wildcard configs/systemd/*)))
 
-.PHONY: build run test deps test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean \
+.PHONY: build run test api deps test-short lint bench bench-fastpoetry bench-chat bench-ftp fuzz man clean \
 	completion install uninstall
 
 build:
@@ -61,6 +61,11 @@ run: build
 # names the missing ones; tests whose client is missing skip.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd examples/qotd && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The public API snapshot (testdata/api.txt), after a change that is meant.
+api:
+	UPDATE_API=1 $(GO) test -count=1 -run TestPublicAPIUnchanged .
 
 deps:
 	@tools/deps.sh || echo "deps: installing failed; the tests that need what is missing will skip"

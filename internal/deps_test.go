@@ -28,8 +28,15 @@ type room struct {
 }
 
 var rooms = []room{
-	{"cmd/...", []string{"internal/app", "internal/plugins/all", "internal/plugins"}, []string{"internal/testutil"},
+	{"cmd/...", []string{"twistd", "plugins/standard", "internal/app", "internal/plugins/all", "internal/plugins"}, []string{"internal/testutil"},
 		"main: imports the plugin set and calls the app"},
+	// The public API: thin layers over internal/, nothing of the runner
+	// but Main.
+	{"twistd", []string{"internal/app"}, []string{"internal/testutil"}, "Main, for a main package of another module"},
+	{"plugin", []string{"internal/plugins"}, nil, "registering a plugin"},
+	{"service", []string{"internal/service"}, nil, "the service model"},
+	{"reactor", []string{"internal/reactor"}, nil, "the reactor's contract"},
+	{"plugins/standard", []string{"internal/plugins/all"}, nil, "the stock plugins through one import"},
 	{"internal/app", []string{"internal/app/appfile", "internal/app/daemon", "internal/logging", "internal/plugins", "internal/reactor", "internal/service"},
 		[]string{"internal/plugins/all", "internal/testutil"},
 		"the runner: the cobra tree, the lifecycle; it parses endpoints (--metrics) with the reactor"},
@@ -83,7 +90,7 @@ func listPackages(t *testing.T) []pkg {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		p.ImportPath = strings.TrimPrefix(p.ImportPath, module)
+		p.ImportPath, _ = rel(p.ImportPath)
 		pkgs = append(pkgs, p)
 	}
 	return pkgs
@@ -141,10 +148,19 @@ func allowed(from, to string, list []string) bool {
 	return false
 }
 
+// rel is path within the module ("twistd" for the module's root
+// package), and whether it is ours at all.
+func rel(path string) (string, bool) {
+	if path+"/" == module {
+		return "twistd", true
+	}
+	return strings.CutPrefix(path, module)
+}
+
 func ours(imports []string) []string {
 	var r []string
 	for _, i := range imports {
-		if p, ok := strings.CutPrefix(i, module); ok {
+		if p, ok := rel(i); ok {
 			r = append(r, p)
 		}
 	}

@@ -1,13 +1,16 @@
 // Command twistd runs compiled-in network plugins as Unix daemons.
+//
+// It is built as any program of your own would be (see package twistd):
+// the stock plugins through one import, then Main.
 package main
 
 import (
 	"os"
 
-	"github.com/twistd-go/twistd/internal/app"
-	_ "github.com/twistd-go/twistd/internal/plugins/all"
+	"github.com/twistd-go/twistd"
+	_ "github.com/twistd-go/twistd/plugins/standard"
 )
 
 func main() {
-	os.Exit(app.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(twistd.Main())
 }
