@@ -499,3 +499,58 @@ func TestReloadAfterPrivilegeDrop(t *testing.T) {
 	}
 	stopDaemon(t, second, pidfile)
 }
+
+// A reload whose new process hangs (its password file became a FIFO) is
+// in progress until --start-timeout: a second reload meanwhile is refused,
+// and the first ends with the new process killed and the old one serving.
+func TestReloadTwiceAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	port := testutil.FreePort(t)
+	os.WriteFile(filepath.Join(dir, "passwd"), []byte("# nobody yet\n"), 0o600)
+	pidfile := filepath.Join(dir, "twistd.pid")
+	pid := startDaemon(t, dir, pidfile, "--start-timeout", "3s", "ftp-lite", "--port", fmt.Sprintf("tcp:%d:interface=127.0.0.1", port), "--root", dir, "--password-file", "passwd")
+	os.Remove(filepath.Join(dir, "passwd"))
+	if err := syscall.Mkfifo(filepath.Join(dir, "passwd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	go func() {
+		code, out := reloadCmd(t, testutil.Binary(t), dir)
+		first <- fmt.Sprintf("%d %s", code, out)
+	}()
+	// Wait until the daemon records the reload in progress.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if info, ok := daemon.ReadInfo(pidfile, pid); ok && info.Reloading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon never recorded a reload in progress")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, out := reloadCmd(t, testutil.Binary(t), dir)
+	if code != 1 || !strings.Contains(out, "is already reloading") {
+		t.Errorf("second reload during the first: exit %d: %q", code, out)
+	}
+	got := <-first
+	if !strings.HasPrefix(got, "1 ") || !strings.Contains(got, "not ready after 3s") {
+		t.Errorf("the first reload: %q; want exit 1 and the timeout", got)
+	}
+	if now, _ := daemon.ReadPidfile(pidfile); now != pid {
+		t.Fatalf("pidfile names %d, want %d", now, pid)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatalf("the old process does not serve: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	greeting := make([]byte, 3)
+	io.ReadFull(c, greeting)
+	c.Close()
+	if string(greeting) != "220" {
+		t.Fatalf("greeting %q", greeting)
+	}
+	stopDaemon(t, pid, pidfile)
+}
