@@ -170,8 +170,11 @@ func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, 
 	return nil
 }
 
-// checkCommand is `twistd check [FILE]`, the same as -y FILE --check.
-func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
+// checkCommand is `twistd check [FILE]`, the same as -y FILE --check. It
+// takes the runner's own flags (runner), so options written after FILE
+// are those -y would run with; being the same flags, they set the root's
+// values and say they were given.
+func checkCommand(opts *Options, runner *pflag.FlagSet, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [FILE]",
 		Short: "check an application file and print its service tree",
@@ -182,7 +185,9 @@ service reads it after the privilege drop, and the directories of the
 pidfile, log and profiles (every problem at once; exit 1). With no
 problem it prints the service tree and the runner options in effect,
 saying whether each came from the file or the command line, and exits 0.
-The same as twistd -y FILE --check; twistd --check PLUGIN [options]
+The same as twistd -y FILE --check: every runner option may follow FILE
+too, and one given on the command line wins over the file
+(twistd check app.toml --grace 1s). twistd --check PLUGIN [options]
 checks a plugin command line alike.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -201,6 +206,16 @@ checks a plugin command line alike.`,
 			return runApplication(opts, cmd.Root().Flags(), stdout, stderr)
 		},
 	}
+	cmd.Flags().SortFlags = false
+	runner.VisitAll(func(f *pflag.Flag) {
+		if !notInFile[f.Name] {
+			cmd.Flags().AddFlag(f)
+		}
+	})
+	cmd.Flags().BoolP("help", "h", false, "show this help")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return pluginUsageErrorf("check", "%s", flagMessage(err))
+	})
 	cmd.SetUsageTemplate(commandUsage)
 	return cmd
 }

@@ -121,7 +121,18 @@ func TestCheck(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "runner option --grace=1s (command line)\n") {
 		t.Errorf("command-line grace not shown as winning (exit %d):\n%s", code, stdout)
 	}
-	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--poem", "poem.txt", "--port", "tcp:0")
+	// check takes every runner option -y takes, after the file too, and
+	// prints what -y FILE --check prints for the same options.
+	_, viaY, _ := testutil.Run(t, dir, 10*time.Second, "-n", "-y", "two-poems.toml", "--grace", "1s", "--pidfile", "cli.pid", "--check")
+	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "check", "two-poems.toml", "--grace", "1s", "-n", "--pidfile", "cli.pid")
+	if code != 0 || stdout != viaY || stderr != "" || !strings.Contains(stdout, "runner option --grace=1s (command line)\n") || !strings.Contains(stdout, "--pidfile=cli.pid (command line)\n") {
+		t.Errorf("check FILE --grace 1s -n --pidfile cli.pid: exit %d\nstdout:\n%s\nwant what -y --check prints:\n%s\nstderr:\n%s", code, stdout, viaY, stderr)
+	}
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "check", "two-poems.toml", "--grace", "soon")
+	if code != 2 || stderr != `twistd: check: invalid value "soon" for --grace: time: invalid duration "soon" (see twistd check --help)`+"\n" {
+		t.Errorf("check with a bad runner value: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--poem", "poem.txt", "--port", "tcp:0")
 	if code != 0 || stdout != "fastpoetry: ok\nfastpoetry\n  fastpoetry\n    poem (poem.txt)\n    listener (tcp:0)\n" {
 		t.Errorf("--check fastpoetry: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
