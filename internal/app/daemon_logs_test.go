@@ -204,13 +204,15 @@ func listenAddr(t *testing.T, logPath string) string {
 }
 
 // Endpoints appear in the log as the user wrote them: --iface ::1 is
-// interface=::1, not the escaped endpoint-string form interface=\:\:1.
+// interface=::1, not the escaped endpoint-string form interface=\:\:1,
+// and that form is accepted back by --port.
 func TestLogShowsEndpointAsWritten(t *testing.T) {
 	dir := t.TempDir()
 	writePoem(t, dir)
 	for _, args := range [][]string{
 		{"--port", "0", "--iface", "::1"},
 		{"--port", `tcp:0:interface=\:\:1`},
+		{"--port", "tcp:0:interface=::1"}, // as the log shows it, and fastpoetry's help
 	} {
 		p := testutil.Start(t, dir, append([]string{"-n", "--pidfile=", "fastpoetry", "--poem", "poem.txt"}, args...)...)
 		p.WaitFor(t, "] started\n", 10*time.Second)

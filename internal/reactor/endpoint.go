@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -16,7 +17,8 @@ import (
 //	10000                          TCP port 10000 on every interface
 //	tcp:10000                      the same
 //	tcp:port=10000:interface=127.0.0.1
-//	tcp:10000:interface=\:\:1      (colons inside a value are escaped with \)
+//	tcp:10000:interface=\:\:1      (colons inside a value are escaped with \;
+//	tcp:10000:interface=::1         an IPv6 interface may also go unescaped)
 //	unix:/run/app.sock             a Unix stream socket
 //	unix:address=/run/app.sock:mode=660
 //	systemd:domain=INET:index=0    the first socket passed by systemd
@@ -38,7 +40,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if s == "" {
 		return Endpoint{}, errors.New("empty endpoint")
 	}
-	parts := splitEscaped(s)
+	parts := joinAddress(splitEscaped(s))
 	if _, err := strconv.Atoi(parts[0]); err == nil && len(parts) == 1 {
 		parts = []string{"tcp", parts[0]}
 	}
@@ -189,6 +191,36 @@ func splitEscaped(s string) []string {
 		}
 	}
 	return append(parts, cur.String())
+}
+
+// joinAddress puts back together an IPv6 interface written without
+// escapes (tcp:80:interface=::1, as String shows it), which splitting on
+// colons tore apart: the longest run of following parts without "=" that
+// makes the value an IP address. A value that already is one (escaped:
+// interface=\:\:1) is left alone.
+func joinAddress(parts []string) []string {
+	for i, p := range parts {
+		v, ok := strings.CutPrefix(p, "interface=")
+		if !ok || isAddr(v) {
+			continue
+		}
+		end := i
+		for j := i + 1; j < len(parts) && !strings.Contains(parts[j], "="); j++ {
+			if v += ":" + parts[j]; isAddr(v) {
+				end = j
+			}
+		}
+		if end > i {
+			joined := strings.Join(parts[i:end+1], ":")
+			return append(append(parts[:i:i], joined), parts[end+1:]...)
+		}
+	}
+	return parts
+}
+
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 // String renders the endpoint for people: as it would be written, but

@@ -21,6 +21,11 @@ func TestParseEndpoint(t *testing.T) {
 		{"unix:address=/tmp/a.sock:mode=600", Endpoint{Kind: "unix", Path: "/tmp/a.sock", Mode: 0o600}, "unix:/tmp/a.sock:mode=600", "unix:/tmp/a.sock:mode=600"},
 		{"systemd:domain=INET:index=0", Endpoint{Kind: "systemd", Domain: "INET", Index: 0}, "systemd:domain=INET:index=0", "systemd:domain=INET:index=0"},
 		{"systemd:domain=UNIX:index=2", Endpoint{Kind: "systemd", Domain: "UNIX", Index: 2}, "systemd:domain=UNIX:index=2", "systemd:domain=UNIX:index=2"},
+		{"tcp:10000:interface=::1", Endpoint{Kind: "tcp", Port: 10000, Interface: "::1"}, `tcp:10000:interface=\:\:1`, "tcp:10000:interface=::1"},
+		{"tcp:80:interface=fe80::1:2", Endpoint{Kind: "tcp", Port: 80, Interface: "fe80::1:2"}, `tcp:80:interface=fe80\:\:1\:2`, "tcp:80:interface=fe80::1:2"},
+		{"tcp:interface=2001:db8::1:port=443", Endpoint{Kind: "tcp", Port: 443, Interface: "2001:db8::1"}, `tcp:443:interface=2001\:db8\:\:1`, "tcp:443:interface=2001:db8::1"},
+		{"tcp:interface=::1:10000", Endpoint{Kind: "tcp", Port: 10000, Interface: "::1"}, `tcp:10000:interface=\:\:1`, "tcp:10000:interface=::1"}, // 10000 is no IPv6 group
+		{`tcp:interface=\:\:1:10000`, Endpoint{Kind: "tcp", Port: 10000, Interface: "::1"}, `tcp:10000:interface=\:\:1`, "tcp:10000:interface=::1"},
 		{"systemd:name=poetry", Endpoint{Kind: "systemd", Name: "poetry"}, "systemd:name=poetry", "systemd:name=poetry"},
 		{"systemd:name=web:domain=INET6", Endpoint{Kind: "systemd", Domain: "INET6", Name: "web"}, "systemd:domain=INET6:name=web", "systemd:domain=INET6:name=web"},
 		{`unix:/tmp/a\:b.sock`, Endpoint{Kind: "unix", Path: "/tmp/a:b.sock", Mode: 0o666}, `unix:/tmp/a\:b.sock`, "unix:/tmp/a:b.sock"},
@@ -40,9 +45,13 @@ func TestParseEndpoint(t *testing.T) {
 		if got.String() != tc.str {
 			t.Errorf("%q: String() = %q want %q", tc.in, got.String(), tc.str)
 		}
-		// The spec parses back to the same endpoint.
+		// The spec parses back to the same endpoint, and so does what the
+		// log shows of a TCP endpoint (copied from a log line to --port).
 		if again, err := ParseEndpoint(got.Spec()); err != nil || again != got {
 			t.Errorf("%q: round trip gave %+v, %v", tc.in, again, err)
+		}
+		if again, err := ParseEndpoint(got.String()); got.Kind == "tcp" && (err != nil || again != got) {
+			t.Errorf("%q: String() %q parses as %+v, %v", tc.in, got.String(), again, err)
 		}
 	}
 	bad := []struct{ in, msg string }{
@@ -57,6 +66,8 @@ func TestParseEndpoint(t *testing.T) {
 		{"tcp:1:port=2", "port given more than once"},
 		{"tcp:1:bogus=x", `unknown parameter "bogus"`},
 		{"tcp:1:interface=a:interface=b", "interface given twice"},
+		{"tcp:interface=::1:abcd", "missing port"}, // ::1:abcd is one IPv6 address
+		{"tcp:1:interface=::1:2:3:x", "port given more than once"},
 		{"unix:", "empty address"},
 		{"unix:/x:mode=999", `mode "999" is not an octal permission`},
 		{"systemd:domain=INET", `index "" is not a number`},
