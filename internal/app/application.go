@@ -208,10 +208,9 @@ directory the services will open, as the --uid/--gid user where the
 service reads it after the privilege drop, and the directories of the
 pidfile, log and profiles (every problem at once; exit 1). With no
 problem it prints the service tree and the runner options in effect,
-saying whether each came from the file or the command line, and names
-the environment variable each value written as ${VAR} or ${VAR:-default}
-came from (a plugin option's value is not shown: it may be a secret); it
-exits 0.
+saying whether each came from the file or the command line, names the
+environment variable of each value written as ${VAR} or ${VAR:-default}
+(without the value of a plugin option: it may be a secret), and exits 0.
 The same as twistd -y FILE --check: every runner option may follow FILE
 too, and one given on the command line wins over the file
 (twistd check app.toml --grace 1s). twistd --check PLUGIN [options]
