@@ -225,7 +225,7 @@ func isAddr(s string) bool {
 
 // String renders the endpoint for people: as it would be written, but
 // with no escapes ("tcp:0:interface=::1"), so a log line shows the address
-// the user gave. Spec is the form that parses back.
+// the user gave (a TCP one parses back; Spec always does).
 func (ep Endpoint) String() string { return ep.render(func(v string) string { return v }) }
 
 // Spec renders the endpoint as an endpoint string that ParseEndpoint reads
