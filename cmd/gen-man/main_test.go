@@ -54,7 +54,7 @@ func wantSynopsis(name string) string {
 	case name == "stop", name == "status":
 		return "twistd " + name + " [options]"
 	case name == "check":
-		return "twistd check [FILE]"
+		return "twistd check [options] [FILE]" // the runner options, as with -y
 	}
 	return ""
 }

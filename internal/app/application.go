@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -82,6 +83,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	}
 	if opts.Check {
 		printCheck(stdout, opts.Application, r.root, flags)
+		printFromEnv(stdout, app)
 		return nil
 	}
 	return r.run()
@@ -115,6 +117,9 @@ func applyRunnerSettings(app *appfile.App, flags *pflag.FlagSet) appfile.Errors 
 			continue
 		}
 		flags.SetAnnotation(s.Key, fromFileKey, []string{fmt.Sprintf("%s:%d", app.File, s.Line)})
+		if len(s.From) > 0 {
+			flags.SetAnnotation(s.Key, fromEnvKey, s.From)
+		}
 	}
 	return errs
 }
@@ -132,12 +137,31 @@ func printCheck(w io.Writer, what string, root service.Service, flags *pflag.Fla
 		if at := f.Annotations[fromFileKey]; len(at) > 0 {
 			from = at[0]
 		}
+		if env := f.Annotations[fromEnvKey]; len(env) > 0 {
+			from += ", from " + strings.Join(env, ", ")
+		}
 		fmt.Fprintf(w, "runner option --%s=%s (%s)\n", f.Name, f.Value, from)
 	})
 }
 
-// fromFileKey marks runner flags set from the file with its file:line.
-const fromFileKey = "twistd_from_file"
+// printFromEnv names the plugin options whose values came from the
+// environment. Their values are not shown: they may be secrets.
+func printFromEnv(w io.Writer, app *appfile.App) {
+	for _, s := range app.Services {
+		for _, o := range s.Options {
+			if len(o.From) > 0 {
+				fmt.Fprintf(w, "service %q option --%s from %s (%s:%d)\n", s.Name, o.Key, strings.Join(o.From, ", "), app.File, o.Line)
+			}
+		}
+	}
+}
+
+// fromFileKey marks runner flags set from the file with its file:line,
+// fromEnvKey those whose value came from the environment with its variables.
+const (
+	fromFileKey = "twistd_from_file"
+	fromEnvKey  = "twistd_from_env"
+)
 
 // checkPlugin is --check on a plugin command line: build, open every path
 // the plugin's options name, and print.
@@ -170,8 +194,11 @@ func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, 
 	return nil
 }
 
-// checkCommand is `twistd check [FILE]`, the same as -y FILE --check.
-func checkCommand(opts *Options, stdout, stderr io.Writer) *cobra.Command {
+// checkCommand is `twistd check [FILE]`, the same as -y FILE --check. It
+// takes the runner's own flags (runner), so options written after FILE
+// are those -y would run with; being the same flags, they set the root's
+// values and say they were given.
+func checkCommand(opts *Options, runner *pflag.FlagSet, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check [FILE]",
 		Short: "check an application file and print its service tree",
@@ -181,8 +208,12 @@ directory the services will open, as the --uid/--gid user where the
 service reads it after the privilege drop, and the directories of the
 pidfile, log and profiles (every problem at once; exit 1). With no
 problem it prints the service tree and the runner options in effect,
-saying whether each came from the file or the command line, and exits 0.
-The same as twistd -y FILE --check; twistd --check PLUGIN [options]
+saying whether each came from the file or the command line, names the
+environment variable of each value written as ${VAR} or ${VAR:-default}
+(without the value of a plugin option: it may be a secret), and exits 0.
+The same as twistd -y FILE --check: every runner option may follow FILE
+too, and one given on the command line wins over the file
+(twistd check app.toml --grace 1s). twistd --check PLUGIN [options]
 checks a plugin command line alike.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -201,6 +232,16 @@ checks a plugin command line alike.`,
 			return runApplication(opts, cmd.Root().Flags(), stdout, stderr)
 		},
 	}
+	cmd.Flags().SortFlags = false
+	runner.VisitAll(func(f *pflag.Flag) {
+		if !notInFile[f.Name] {
+			cmd.Flags().AddFlag(f)
+		}
+	})
+	cmd.Flags().BoolP("help", "h", false, "show this help")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return pluginUsageErrorf("check", "%s", flagMessage(err))
+	})
 	cmd.SetUsageTemplate(commandUsage)
 	return cmd
 }

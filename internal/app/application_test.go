@@ -121,7 +121,18 @@ func TestCheck(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "runner option --grace=1s (command line)\n") {
 		t.Errorf("command-line grace not shown as winning (exit %d):\n%s", code, stdout)
 	}
-	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--poem", "poem.txt", "--port", "tcp:0")
+	// check takes every runner option -y takes, after the file too, and
+	// prints what -y FILE --check prints for the same options.
+	_, viaY, _ := testutil.Run(t, dir, 10*time.Second, "-n", "-y", "two-poems.toml", "--grace", "1s", "--pidfile", "cli.pid", "--check")
+	code, stdout, stderr := testutil.Run(t, dir, 10*time.Second, "check", "two-poems.toml", "--grace", "1s", "-n", "--pidfile", "cli.pid")
+	if code != 0 || stdout != viaY || stderr != "" || !strings.Contains(stdout, "runner option --grace=1s (command line)\n") || !strings.Contains(stdout, "--pidfile=cli.pid (command line)\n") {
+		t.Errorf("check FILE --grace 1s -n --pidfile cli.pid: exit %d\nstdout:\n%s\nwant what -y --check prints:\n%s\nstderr:\n%s", code, stdout, viaY, stderr)
+	}
+	code, _, stderr = testutil.Run(t, dir, 10*time.Second, "check", "two-poems.toml", "--grace", "soon")
+	if code != 2 || stderr != `twistd: check: invalid value "soon" for --grace: time: invalid duration "soon" (see twistd check --help)`+"\n" {
+		t.Errorf("check with a bad runner value: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = testutil.Run(t, dir, 10*time.Second, "--check", "fastpoetry", "--poem", "poem.txt", "--port", "tcp:0")
 	if code != 0 || stdout != "fastpoetry: ok\nfastpoetry\n  fastpoetry\n    poem (poem.txt)\n    listener (tcp:0)\n" {
 		t.Errorf("--check fastpoetry: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -562,4 +573,66 @@ options = { port = ` + strconv.Itoa(port) + `, iface = "127.0.0.1", poem = "jail
 	}
 	stopDaemon(t, pid, filepath.Join(jail, "app.pid"))
 	waitFile(t, filepath.Join(jail, "app.log"), "[poem] loaded poem /poem.txt", time.Second)
+}
+
+// ${VAR} in an application file takes the value from the environment,
+// ${VAR:-default} falls back to the default, an unset variable without one
+// is exit 2 with FILE:LINE naming it, and check says where values came from.
+func TestApplicationFileEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	os.WriteFile(filepath.Join(dir, "other.txt"), []byte("another poem\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "app.toml"), []byte(`[runner]
+grace = "${TWISTD_TEST_GRACE:-1s}"
+pidfile = ""
+
+[[service]]
+plugin = "fastpoetry"
+[service.options]
+port = "tcp:${TWISTD_TEST_PORT}:interface=127.0.0.1"
+poem = "${TWISTD_TEST_POEM:-poem.txt}"
+`), 0o644)
+	twistd := func(env []string, args ...string) *testutil.Proc {
+		cmd := exec.Command(testutil.Binary(t), args...)
+		cmd.Env = append(os.Environ(), env...)
+		return testutil.StartCmd(t, cmd, dir)
+	}
+	port := strconv.Itoa(testutil.FreePort(t))
+	for _, tc := range []struct {
+		env  []string
+		poem string
+	}{
+		{[]string{"TWISTD_TEST_PORT=" + port}, testPoem},                                       // poem: the default
+		{[]string{"TWISTD_TEST_PORT=" + port, "TWISTD_TEST_POEM=other.txt"}, "another poem\n"}, // poem: set
+	} {
+		p := twistd(tc.env, "-n", "-y", "app.toml")
+		p.WaitFor(t, "[-] started\n", 10*time.Second)
+		if got := fetch(t, "127.0.0.1:"+port); got != tc.poem {
+			t.Errorf("%q: served %q, want %q", tc.env, got, tc.poem)
+		}
+		stopClean(t, p)
+	}
+
+	p := twistd([]string{"TWISTD_TEST_PORT=" + port, "TWISTD_TEST_GRACE=2s"}, "check", "app.toml")
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("check: exit %d\n%s%s", code, p.Stdout, p.Stderr)
+	}
+	for _, want := range []string{
+		"listener (tcp:" + port + ":interface=127.0.0.1)\n",
+		"runner option --grace=2s (app.toml:2, from $TWISTD_TEST_GRACE)\n",
+		`service "fastpoetry" option --port from $TWISTD_TEST_PORT (app.toml:8)` + "\n",
+		`service "fastpoetry" option --poem from default of unset $TWISTD_TEST_POEM (app.toml:9)` + "\n",
+	} {
+		if !strings.Contains(p.Stdout.String(), want) {
+			t.Errorf("check does not say %q:\n%s", want, p.Stdout)
+		}
+	}
+
+	want := "twistd: app.toml:8: [service.options] port = \"tcp:${TWISTD_TEST_PORT}:interface=127.0.0.1\": environment variable TWISTD_TEST_PORT is not set (${TWISTD_TEST_PORT:-VALUE} gives a default)\n"
+	for _, args := range [][]string{{"-n", "-y", "app.toml"}, {"check", "app.toml"}} {
+		p := twistd(nil, args...)
+		if code := p.Wait(t, 10*time.Second); code != 2 || p.Stderr.String() != want || p.Stdout.String() != "" {
+			t.Errorf("%q with TWISTD_TEST_PORT unset: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 2 and:\n%s", args, code, p.Stdout, p.Stderr, want)
+		}
+	}
 }

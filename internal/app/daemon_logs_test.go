@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twistd-go/twistd/internal/testutil"
 )
 
 // dropArgs returns --uid/--gid nobody when running as root, so the log
@@ -199,4 +201,25 @@ func listenAddr(t *testing.T, logPath string) string {
 	log := waitFile(t, logPath, "listening on ", 10*time.Second)
 	rest := log[strings.Index(log, "listening on ")+len("listening on "):]
 	return rest[:strings.IndexAny(rest, " \n")]
+}
+
+// Endpoints appear in the log as the user wrote them: --iface ::1 is
+// interface=::1, not the escaped endpoint-string form interface=\:\:1,
+// and that form is accepted back by --port.
+func TestLogShowsEndpointAsWritten(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	for _, args := range [][]string{
+		{"--port", "0", "--iface", "::1"},
+		{"--port", `tcp:0:interface=\:\:1`},
+		{"--port", "tcp:0:interface=::1"}, // as the log shows it, and fastpoetry's help
+	} {
+		p := testutil.Start(t, dir, append([]string{"-n", "--pidfile=", "fastpoetry", "--poem", "poem.txt"}, args...)...)
+		p.WaitFor(t, "] started\n", 10*time.Second)
+		p.Signal(t, syscall.SIGTERM)
+		p.Wait(t, 10*time.Second)
+		if out := p.Stdout.String(); !strings.Contains(out, "started listener (tcp:0:interface=::1)\n") || strings.Contains(out, `\:`) {
+			t.Errorf("%q: want the listener logged as tcp:0:interface=::1, got:\n%s", args, out)
+		}
+	}
 }

@@ -35,8 +35,10 @@ only if that user may write their directories.
 
 # ENVIRONMENT
 **NOTIFY_SOCKET**, **WATCHDOG_USEC**: systemd notification (READY=1,
-STOPPING=1, WATCHDOG=1). **LISTEN_FDS**, **LISTEN_PID**: sockets passed by
-systemd, served by the endpoint **systemd:domain=INET:index=N**.
+STOPPING=1, WATCHDOG=1). **LISTEN_FDS**, **LISTEN_PID**, **LISTEN_FDNAMES**:
+sockets passed by systemd, served by the endpoint
+**systemd:name=NAME** (the unit's FileDescriptorName=) or
+**systemd:domain=INET:index=N**.
 **JOURNAL_STREAM**: when stdout is the journal, lines carry a syslog
 priority prefix instead of a timestamp.
 

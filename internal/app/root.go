@@ -189,7 +189,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	for _, m := range plugins.All() {
 		root.AddCommand(pluginCommand(m, opts, stdout, stderr))
 	}
-	root.AddCommand(checkCommand(opts, stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr), reloadCommand(opts, stdout, stderr), versionCommand(stdout))
+	root.AddCommand(checkCommand(opts, root.Flags(), stdout, stderr), stopCommand(opts, stdout, stderr), statusCommand(opts, stdout, stderr), reloadCommand(opts, stdout, stderr), versionCommand(stdout))
 	// cobra's own completion command, described in the voice of the others.
 	root.InitDefaultCompletionCmd()
 	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {

@@ -118,6 +118,55 @@ func TestSystemdSocketActivation(t *testing.T) {
 	}
 }
 
+// Socket activation by name, through systemd's own tool: it binds, execs
+// twistd on the first connection with LISTEN_FDNAMES=poetry, and
+// systemd:name=poetry serves that socket. A name systemd did not pass is
+// one start-up line naming those it did.
+func TestSystemdSocketActivationByName(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("skipped: systemd-socket-activate not installed (Debian package systemd)")
+	}
+	dir := t.TempDir()
+	writePoem(t, dir)
+	start := func(fdname string) (*testutil.Proc, string) {
+		addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+		cmd := exec.Command(activate, "--fdname="+fdname, "-l", addr, testutil.Binary(t),
+			"-n", "--pidfile=", "fastpoetry", "--port", "systemd:name=poetry", "--poem", "poem.txt")
+		p := testutil.StartCmd(t, cmd, dir)
+		p.WaitFor(t, "Listening on "+addr, 10*time.Second)
+		return p, addr
+	}
+
+	p, addr := start("poetry")
+	// The first connection makes systemd-socket-activate exec twistd, which
+	// accepts it from the queue of the socket it was handed.
+	if got := fetch(t, addr); got != testPoem {
+		t.Fatalf("served %q\nstdout:\n%s\nstderr:\n%s", got, p.Stdout, p.Stderr)
+	}
+	p.WaitFor(t, "started listener (systemd:name=poetry)", 10*time.Second)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stdout)
+	}
+
+	p, addr = start("web")
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		defer c.Close()
+	}
+	code := p.Wait(t, 10*time.Second)
+	var ours []string
+	for _, l := range strings.Split(p.Stderr.String(), "\n") {
+		if strings.HasPrefix(l, "twistd: ") {
+			ours = append(ours, l)
+		}
+	}
+	want := `systemd:name=poetry: systemd passed no socket named "poetry" (passed: web)`
+	if code != 1 || len(ours) != 1 || !strings.Contains(ours[0], want) {
+		t.Fatalf("exit %d, twistd's lines %q; want 1 and one line with %q\nstderr:\n%s", code, ours, want, p.Stderr)
+	}
+}
+
 // When stdout is the journal stream named by JOURNAL_STREAM, lines carry a
 // <priority> prefix and no timestamp of ours.
 func TestJournalOutput(t *testing.T) {

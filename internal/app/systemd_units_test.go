@@ -39,3 +39,25 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }
+
+// The socket-activated service asks for its socket by the name its .socket
+// unit gives it, so adding a Listen line to the unit cannot shift it.
+func TestSystemdUnitsSocketName(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("../../configs/systemd", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	socket, svc := read("twistd-fastpoetry-activated.socket"), read("twistd-fastpoetry-activated.service")
+	var name string
+	for _, l := range strings.Split(socket, "\n") {
+		if v, ok := strings.CutPrefix(l, "FileDescriptorName="); ok {
+			name = v
+		}
+	}
+	if name == "" || !strings.Contains(svc, "--port systemd:name="+name+" ") {
+		t.Fatalf("the socket is named %q; the service's ExecStart must serve --port systemd:name=%s", name, name)
+	}
+}

@@ -19,7 +19,11 @@ const SystemKey = "system"
 
 // TextHandler writes one line per record:
 //
-//	2026-11-22T19:24:21+0000 [fastpoetry,3,127.0.0.1:50312] connection closed sent=7182 received=0
+//	2026-11-22T19:24:21.042Z [fastpoetry,3,127.0.0.1:50312] connection closed sent=7182 received=0
+//
+// The timestamp is RFC 3339 with milliseconds, in the local zone (Z for
+// UTC, else its offset: 2026-11-22T14:24:21.042-05:00), so lines can be
+// ordered against another system's.
 //
 // Continuation lines of a multi-line message start with a tab. Each record
 // is written with a single Write, so a rotating writer never splits it.
@@ -89,24 +93,34 @@ func (h *TextHandler) WithGroup(name string) slog.Handler {
 	return &h2
 }
 
-// stamp is the last formatted timestamp. Lines carry whole seconds, so a
-// busy server formats the time once a second rather than once a line.
+// stamp is the second of the last formatted timestamp. Lines carry
+// milliseconds (RFC 3339, the layout of the JSON lines), but a busy server
+// formats the date, time and zone once a second and only the milliseconds
+// per line: within one second of one location the zone offset cannot
+// change, so the parts around the milliseconds are the same.
 type stamp struct {
 	sec  int64
 	loc  *time.Location
-	text string // "2006-01-02T15:04:05-0700 "
+	head string // "2006-01-02T15:04:05."
+	tail string // "Z07:00 "
 }
 
 var lastStamp atomic.Pointer[stamp]
 
+// stampLayout is the timestamp of a line, the same in text and JSON.
+const stampLayout = "2006-01-02T15:04:05.000Z07:00"
+
 func appendStamp(b []byte, t time.Time) []byte {
 	sec, loc := t.Unix(), t.Location()
-	if s := lastStamp.Load(); s != nil && s.sec == sec && s.loc == loc {
-		return append(b, s.text...)
+	s := lastStamp.Load()
+	if s == nil || s.sec != sec || s.loc != loc {
+		s = &stamp{sec: sec, loc: loc, head: t.Format("2006-01-02T15:04:05."), tail: t.Format("Z07:00 ")}
+		lastStamp.Store(s)
 	}
-	s := &stamp{sec: sec, loc: loc, text: t.Format("2006-01-02T15:04:05-0700 ")}
-	lastStamp.Store(s)
-	return append(b, s.text...)
+	ms := t.Nanosecond() / 1e6
+	b = append(b, s.head...)
+	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, s.tail...)
 }
 
 // bufPool recycles line buffers: a busy server logs a line per connection.

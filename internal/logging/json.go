@@ -56,7 +56,7 @@ func jsonAttr(groups []string, a slog.Attr) slog.Attr {
 	switch a.Key {
 	case slog.TimeKey:
 		if t, ok := a.Value.Any().(time.Time); ok {
-			return slog.String(slog.TimeKey, t.Format("2006-01-02T15:04:05.000Z07:00"))
+			return slog.String(slog.TimeKey, t.Format(stampLayout))
 		}
 	case slog.LevelKey:
 		if l, ok := a.Value.Any().(slog.Level); ok {

@@ -143,7 +143,7 @@ func TestFullDiskCountsLostLines(t *testing.T) {
 			lost, notices := 0, 0
 			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
 			for i, l := range lines {
-				if m := whole.FindStringSubmatch(l); m != nil && len(l) == len(fmt.Sprintf("2006-01-02T15:04:05+0000 [-] line %s ", m[1]))+40+atoi(m[1])%37 {
+				if m := whole.FindStringSubmatch(l); m != nil && len(l) == len(strings.SplitN(l, " ", 2)[0])+len(fmt.Sprintf(" [-] line %s ", m[1]))+40+atoi(m[1])%37 {
 					seen = append(seen, atoi(m[1]))
 					continue
 				}

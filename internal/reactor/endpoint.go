@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -16,18 +17,22 @@ import (
 //	10000                          TCP port 10000 on every interface
 //	tcp:10000                      the same
 //	tcp:port=10000:interface=127.0.0.1
-//	tcp:10000:interface=\:\:1      (colons inside a value are escaped with \)
+//	tcp:10000:interface=\:\:1      (colons inside a value are escaped with \;
+//	tcp:10000:interface=::1         an IPv6 interface may also go unescaped)
 //	unix:/run/app.sock             a Unix stream socket
 //	unix:address=/run/app.sock:mode=660
 //	systemd:domain=INET:index=0    the first socket passed by systemd
+//	systemd:name=poetry            the socket systemd passed under that name
+//	                               (FileDescriptorName=, LISTEN_FDNAMES)
 type Endpoint struct {
 	Kind      string // "tcp", "unix" or "systemd"
 	Port      int    // tcp
 	Interface string // tcp; empty means every interface
 	Path      string // unix
 	Mode      os.FileMode
-	Domain    string // systemd: INET, INET6 or UNIX
-	Index     int    // systemd
+	Domain    string // systemd: INET, INET6 or UNIX; "" with Name: any
+	Index     int    // systemd, when Name is ""
+	Name      string // systemd: the socket's FileDescriptorName=
 }
 
 // ParseEndpoint parses a server endpoint string.
@@ -35,7 +40,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if s == "" {
 		return Endpoint{}, errors.New("empty endpoint")
 	}
-	parts := splitEscaped(s)
+	parts := joinAddress(splitEscaped(s))
 	if _, err := strconv.Atoi(parts[0]); err == nil && len(parts) == 1 {
 		parts = []string{"tcp", parts[0]}
 	}
@@ -107,19 +112,40 @@ func (ep *Endpoint) parseSystemd(pos []string, kw map[string]string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected %q", pos[0])
 	}
+	name, named := kw["name"]
+	_, indexed := kw["index"]
 	ep.Domain = kw["domain"]
+	switch {
+	case named && indexed:
+		return errors.New("give index or name, not both")
+	case named && name == "":
+		return errors.New("empty name")
+	case named && strings.ContainsAny(name, ": \t\n"):
+		// LISTEN_FDNAMES is colon-separated, so no name has a colon.
+		return fmt.Errorf("name %q has a colon or a space, which systemd does not allow", name)
+	}
 	switch ep.Domain {
 	case "INET", "INET6", "UNIX":
+	case "":
+		if named {
+			break
+		}
+		fallthrough
 	default:
 		return fmt.Errorf("domain must be INET, INET6 or UNIX, not %q", ep.Domain)
 	}
-	idx, err := strconv.Atoi(kw["index"])
-	if err != nil || idx < 0 {
-		return fmt.Errorf("index %q is not a number >= 0", kw["index"])
+	if named {
+		ep.Name = name
+	} else {
+		idx, err := strconv.Atoi(kw["index"])
+		if err != nil || idx < 0 {
+			return fmt.Errorf("index %q is not a number >= 0 (or give name=)", kw["index"])
+		}
+		ep.Index = idx
 	}
-	ep.Index = idx
 	delete(kw, "domain")
 	delete(kw, "index")
+	delete(kw, "name")
 	return noneLeft(kw)
 }
 
@@ -167,9 +193,48 @@ func splitEscaped(s string) []string {
 	return append(parts, cur.String())
 }
 
-// String renders the endpoint in canonical form.
-func (ep Endpoint) String() string {
-	esc := func(v string) string { return strings.ReplaceAll(v, ":", `\:`) }
+// joinAddress puts back together an IPv6 interface written without
+// escapes (tcp:80:interface=::1, as String shows it), which splitting on
+// colons tore apart: the longest run of following parts without "=" that
+// makes the value an IP address. A value that already is one (escaped:
+// interface=\:\:1) is left alone.
+func joinAddress(parts []string) []string {
+	for i, p := range parts {
+		v, ok := strings.CutPrefix(p, "interface=")
+		if !ok || isAddr(v) {
+			continue
+		}
+		end := i
+		for j := i + 1; j < len(parts) && !strings.Contains(parts[j], "="); j++ {
+			if v += ":" + parts[j]; isAddr(v) {
+				end = j
+			}
+		}
+		if end > i {
+			joined := strings.Join(parts[i:end+1], ":")
+			return append(append(parts[:i:i], joined), parts[end+1:]...)
+		}
+	}
+	return parts
+}
+
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// String renders the endpoint for people: as it would be written, but
+// with no escapes ("tcp:0:interface=::1"), so a log line shows the address
+// the user gave (a TCP one parses back; Spec always does).
+func (ep Endpoint) String() string { return ep.render(func(v string) string { return v }) }
+
+// Spec renders the endpoint as an endpoint string that ParseEndpoint reads
+// back to the same endpoint: colons in values are escaped.
+func (ep Endpoint) Spec() string {
+	return ep.render(func(v string) string { return strings.ReplaceAll(v, ":", `\:`) })
+}
+
+func (ep Endpoint) render(esc func(string) string) string {
 	switch ep.Kind {
 	case "tcp":
 		if ep.Interface == "" {
@@ -182,7 +247,13 @@ func (ep Endpoint) String() string {
 		}
 		return "unix:" + esc(ep.Path)
 	case "systemd":
-		return fmt.Sprintf("systemd:domain=%s:index=%d", ep.Domain, ep.Index)
+		switch {
+		case ep.Name == "":
+			return fmt.Sprintf("systemd:domain=%s:index=%d", ep.Domain, ep.Index)
+		case ep.Domain == "":
+			return "systemd:name=" + ep.Name
+		}
+		return fmt.Sprintf("systemd:domain=%s:name=%s", ep.Domain, ep.Name)
 	}
 	return ep.Kind
 }
@@ -193,7 +264,7 @@ func (ep Endpoint) Key() string {
 	if ep.Kind == "tcp" && (ep.Interface == "" || ep.Interface == "0.0.0.0" || ep.Interface == "::") {
 		return fmt.Sprintf("tcp:*:%d", ep.Port)
 	}
-	return ep.String()
+	return ep.Spec()
 }
 
 // Listen binds the endpoint, or adopts the socket a replacement process
@@ -243,7 +314,8 @@ func listenUnix(ctx context.Context, ep Endpoint) (net.Listener, error) {
 }
 
 // listenSystemd takes over a socket passed by systemd socket activation
-// (sd_listen_fds(3): fds from 3, LISTEN_PID must be ours).
+// (sd_listen_fds(3): fds from 3, LISTEN_PID must be ours), by index or by
+// the name LISTEN_FDNAMES gives it.
 func listenSystemd(ep Endpoint) (net.Listener, error) {
 	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
@@ -254,23 +326,58 @@ func listenSystemd(ep Endpoint) (net.Listener, error) {
 		}
 		return nil, fmt.Errorf("%s: no sockets passed by systemd (LISTEN_FDS/LISTEN_PID not set for this process)", ep)
 	}
-	if ep.Index >= n {
+	idx := ep.Index
+	if ep.Name != "" {
+		var err error
+		if idx, err = systemdIndex(ep.Name, os.Getenv("LISTEN_FDNAMES"), n); err != nil {
+			return nil, fmt.Errorf("%s: %w", ep, err)
+		}
+	}
+	if idx >= n {
 		return nil, fmt.Errorf("%s: systemd passed only %d socket(s)", ep, n)
 	}
-	fd := 3 + ep.Index
+	fd := 3 + idx
 	syscall.CloseOnExec(fd)
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("systemd-socket-%d", ep.Index))
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("systemd-socket-%d", idx))
 	ln, err := net.FileListener(f)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%s: fd %d is not a listening socket: %w", ep, fd, bareErr(err))
 	}
 	want := map[string]string{"INET": "tcp", "INET6": "tcp", "UNIX": "unix"}[ep.Domain]
-	if ln.Addr().Network() != want {
+	if want != "" && ln.Addr().Network() != want {
 		ln.Close()
 		return nil, fmt.Errorf("%s: fd %d is a %s socket", ep, fd, ln.Addr().Network())
 	}
 	return ln, nil
+}
+
+// systemdIndex finds the socket called name among the n that systemd
+// passed, named by fdnames (LISTEN_FDNAMES: colon-separated, in fd order;
+// systemd calls an unnamed socket "unknown", and so do we when the
+// variable is missing).
+func systemdIndex(name, fdnames string, n int) (int, error) {
+	names := make([]string, n)
+	copy(names, strings.Split(fdnames, ":")) // names past the n fds name nothing
+
+	var found []int
+	for i := range names {
+		if names[i] == "" {
+			names[i] = "unknown"
+		}
+		if names[i] == name {
+			found = append(found, i)
+		}
+	}
+	switch {
+	case len(found) == 0 && fdnames == "":
+		return 0, fmt.Errorf("systemd passed no socket named %q: the %d passed have no names (LISTEN_FDNAMES not set; FileDescriptorName= in the .socket unit names them)", name, n)
+	case len(found) == 0:
+		return 0, fmt.Errorf("systemd passed no socket named %q (passed: %s)", name, strings.Join(names, ", "))
+	case len(found) == 1:
+		return found[0], nil
+	}
+	return 0, fmt.Errorf("systemd passed %d sockets named %q (one unit with several Listen lines); choose one with index=N", len(found), name)
 }
 
 // bareErr strips net.OpError and os.SyscallError wrappers whose text repeats

@@ -23,7 +23,9 @@
 // same from any working directory: the runner's pidfile, logfile, rundir,
 // chroot and profiles, and every plugin option marked as a path
 // (plugins.MarkPath). Paths on the command line stay relative to the
-// working directory.
+// working directory. String values of [runner] and [service.options] may
+// take values from the environment: ${VAR}, ${VAR:-default}, $$ for a
+// literal $ (env.go).
 //
 // Loading checks the file's shape; Build makes every service through its
 // plugin and checks the whole. Every problem found is reported at once,
@@ -34,6 +36,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -92,6 +95,9 @@ type Setting struct {
 	Key   string
 	Value any // string, int64, float64, bool or []any of those
 	Line  int
+	// From says which environment variables the value was taken from
+	// ("$PORT", "default of unset $HOST"); nil for a value as written.
+	From []string
 }
 
 // Service is one [[service]] entry.
@@ -165,9 +171,9 @@ func Load(path string) (*App, error) {
 	return app, err
 }
 
-// Parse checks data, read from file. The App is returned with the Errors
-// when it could be decoded at all, so Build can report problems of the
-// other services too.
+// Parse checks data, read from file, and substitutes the environment into
+// its values (env.go). The App is returned with the Errors when it could be
+// decoded at all, so Build can report problems of the other services too.
 func Parse(file string, data []byte) (*App, error) {
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
@@ -179,7 +185,7 @@ func Parse(file string, data []byte) (*App, error) {
 		}
 		return nil, Errors{{File: file, Line: line, Msg: "invalid TOML: " + strings.TrimPrefix(msg, "toml: ")}}
 	}
-	d := &decoder{file: file, lines: keyLines(data)}
+	d := &decoder{file: file, lines: keyLines(data), lookup: os.LookupEnv}
 	app := d.app(doc)
 	if len(d.errs) > 0 {
 		return app, d.errs.Sorted()
@@ -188,9 +194,10 @@ func Parse(file string, data []byte) (*App, error) {
 }
 
 type decoder struct {
-	file  string
-	lines *positions
-	errs  Errors
+	file   string
+	lines  *positions
+	errs   Errors
+	lookup func(string) (string, bool) // the environment
 }
 
 // line returns where path is defined, or where its nearest ancestor is.
@@ -257,7 +264,13 @@ func (d *decoder) settings(v any, path []string, where string) []Setting {
 	}
 	var out []Setting
 	for _, k := range d.sortedKeys(t, path) {
-		out = append(out, Setting{Key: k, Value: t[k], Line: d.line(append(slices.Clone(path), k)...)})
+		line := d.line(append(slices.Clone(path), k)...)
+		v, from, err := expandValue(t[k], d.lookup)
+		if err != nil {
+			d.errorf(line, "%s %s = %v", where, k, err)
+			continue
+		}
+		out = append(out, Setting{Key: k, Value: v, Line: line, From: from})
 	}
 	return out
 }
@@ -295,7 +308,7 @@ func (d *decoder) service(t map[string]any, path []string) *Service {
 		case "group":
 			s.Group, s.GroupLine = d.name(v, "group", at(k)), at(k)
 		case "options":
-			s.Options = d.settings(v, append(slices.Clone(path), k), "options")
+			s.Options = d.settings(v, append(slices.Clone(path), k), "[service.options]")
 		default:
 			d.errorf(at(k), "unknown key %q in [[service]] (plugin options go in [service.options])", k)
 		}

@@ -78,7 +78,7 @@ options.iface = "::1"
       listener (tcp:10001:interface=localhost)
     kipling
       poem (kipling.txt)
-      listener (tcp:10002:interface=\:\:1)
+      listener (tcp:10002:interface=::1)
   fastpoetry
     poem (x.txt)
     listener (tcp:10003:interface=127.0.0.1)
