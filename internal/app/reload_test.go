@@ -554,3 +554,42 @@ func TestReloadTwiceAtOnce(t *testing.T) {
 	}
 	stopDaemon(t, pid, pidfile)
 }
+
+// A socket systemd passed in by name travels to the replacement like any
+// other; the replacement does not look at LISTEN_FDS (it has none).
+func TestReloadKeepsSystemdSocket(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	defer f.Close()
+	cmd := socketActivated(t, f, "-n", "--logfile", "t.log", "fastpoetry", "--port", "systemd:name=poetry", "--poem", "poem.txt")
+	cmd.Env = append(os.Environ(), "LISTEN_FDNAMES=poetry")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAtCleanup(t, cmd.Process.Pid)
+	go cmd.Wait()
+	waitFile(t, filepath.Join(dir, "t.log"), "] started\n", 10*time.Second)
+	f.Close()
+	code, out := reloadCmd(t, testutil.Binary(t), dir)
+	if code != 0 {
+		t.Fatalf("reload: exit %d: %s", code, out)
+	}
+	pid, _ := daemon.ReadPidfile(filepath.Join(dir, "twistd.pid"))
+	killAtCleanup(t, pid)
+	waitGone(t, cmd.Process.Pid, 10*time.Second)
+	if got := fetch(t, addr); got != testPoem {
+		t.Fatalf("after the reload: %q", got)
+	}
+	stopDaemon(t, pid, filepath.Join(dir, "twistd.pid"))
+}
