@@ -46,7 +46,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 	var log *slog.Logger
 	if rerr == nil {
 		log = r.log
-		app.Jail = r.proc.chroot
+		app.Jail = r.set.chroot
 	}
 	top, err := app.Build(log)
 	var berrs appfile.Errors
@@ -65,7 +65,7 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 		for _, p := range app.Paths() {
 			paths = append(paths, pathCheck{file: app.File, line: p.Line, what: fmt.Sprintf("service %q: %s", p.Service, p.Option), path: p.Value, use: p.Use})
 		}
-		if missing, err = checkResources(r.proc, flags, paths); err != nil {
+		if missing, err = checkResources(r.set, flags, paths); err != nil {
 			return err
 		}
 	}
@@ -176,7 +176,7 @@ func checkPlugin(opts *Options, flags, pluginFlags *pflag.FlagSet, name string, 
 			paths = append(paths, pathCheck{what: name + ": --" + f.Name, path: f.Value.String(), use: use})
 		}
 	})
-	missing, err := checkResources(r.proc, flags, paths)
+	missing, err := checkResources(r.set, flags, paths)
 	if err != nil {
 		return err
 	}

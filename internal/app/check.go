@@ -33,7 +33,7 @@ type pathCheck struct {
 // does: every path a service will open is opened, by the user who will
 // open it, and the directories the runner writes its pidfile, log and
 // profiles into must be writable. It returns every problem.
-func checkResources(proc *process, flags *pflag.FlagSet, paths []pathCheck) (appfile.Errors, error) {
+func checkResources(proc *settings, flags *pflag.FlagSet, paths []pathCheck) (appfile.Errors, error) {
 	var out appfile.Errors
 	report := func(p pathCheck, err error, as string) {
 		out = append(out, &appfile.Error{File: p.file, Line: p.line, Msg: fmt.Sprintf("%s %s: %v%s", p.what, p.path, err, as)})
@@ -96,7 +96,7 @@ func runnerSource(flags *pflag.FlagSet, name string) pathCheck {
 // hostPath is where the service's path is now, before the chroot: a path
 // opened after --chroot is inside the jail (whose "/" is the working
 // directory then), any other relative path is in the run directory.
-func hostPath(proc *process, p pathCheck) string {
+func hostPath(proc *settings, p pathCheck) string {
 	switch {
 	case proc.chroot != "" && !p.use.Early:
 		return filepath.Join(proc.chroot, p.path)

@@ -6,7 +6,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Options are the runner's flags, given before the plugin name.
+// Options are the runner's flags as parsed, given before the plugin name;
+// newSettings validates them into the settings the lifecycle reads.
 type Options struct {
 	NoDaemon    bool
 	Logfile     string

@@ -23,17 +23,17 @@ type profiles struct {
 	log      *slog.Logger
 }
 
-func startProfiles(opts *Options, log *slog.Logger) (*profiles, error) {
+func startProfiles(set *settings, log *slog.Logger) (*profiles, error) {
 	p := &profiles{log: log}
-	if opts.ProfileMem != "" {
-		f, err := os.Create(opts.ProfileMem)
+	if set.profileMem != "" {
+		f, err := os.Create(set.profileMem)
 		if err != nil {
 			return nil, fmt.Errorf("--profile-mem: %w", err)
 		}
 		p.mem = f
 	}
-	if opts.Profile != "" {
-		f, err := os.Create(opts.Profile)
+	if set.profile != "" {
+		f, err := os.Create(set.profile)
 		if err == nil {
 			if err = pprof.StartCPUProfile(f); err != nil {
 				f.Close()
@@ -46,7 +46,7 @@ func startProfiles(opts *Options, log *slog.Logger) (*profiles, error) {
 			return nil, fmt.Errorf("--profile: %w", err)
 		}
 		p.cpu = f
-		log.Info("writing a CPU profile to " + opts.Profile)
+		log.Info("writing a CPU profile to " + set.profile)
 	}
 	return p, nil
 }

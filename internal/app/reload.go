@@ -88,7 +88,7 @@ func (r *runner) startReload() <-chan reloadResult {
 		daemon.Notify("READY=1\nSTATUS=serving " + r.name)
 		done <- reloadResult{err: err}
 	}
-	if r.proc.chroot != "" {
+	if r.set.chroot != "" {
 		fail(errors.New("a chrooted daemon cannot reload: the binary is outside the jail; restart it"))
 		return done
 	}
@@ -105,7 +105,7 @@ func (r *runner) startReload() <-chan reloadResult {
 	}
 	r.log.Info(fmt.Sprintf("reloading: starting %s with %d socket(s)", r.origin.exe, len(socks)))
 	go func() {
-		pid, err := daemon.Replace(r.origin.exe, r.origin.args, r.origin.dir, r.pid, socks, r.opts.StartWait)
+		pid, err := daemon.Replace(r.origin.exe, r.origin.args, r.origin.dir, r.pid, socks, r.set.startWait)
 		if err != nil {
 			fail(err)
 			return
@@ -140,12 +140,12 @@ func (r *runner) handOver(pid int, sigs <-chan os.Signal) time.Duration {
 	for _, h := range hs {
 		h.HandOver()
 	}
-	r.log.Info(fmt.Sprintf("reloaded: pid %d serves now; letting the connections in flight finish (up to %v)", pid, r.opts.Grace))
+	r.log.Info(fmt.Sprintf("reloaded: pid %d serves now; letting the connections in flight finish (up to %v)", pid, r.set.grace))
 	// The last slice of the grace is the stop's, so what is left closes
 	// the way a shutdown closes it (FTP's 421, chat's flush) rather than
 	// being aborted.
-	reserve := min(max(r.opts.Grace/10, 100*time.Millisecond), time.Second, r.opts.Grace)
-	deadline := time.Now().Add(r.opts.Grace - reserve)
+	reserve := min(max(r.set.grace/10, 100*time.Millisecond), time.Second, r.set.grace)
+	deadline := time.Now().Add(r.set.grace - reserve)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -26,10 +26,9 @@ import (
 // open logs → pidfile → privileged start → chroot → drop privileges →
 // start → ready → wait for a signal → stop in reverse → release → exit.
 type runner struct {
-	opts   *Options
-	proc   *process // validated process settings (paths, ids, umask)
-	name   string   // application name: the plugin or application file's
-	runs   string   // what runs, for the daemon record: "plugin echo", "application poetry (FILE)"
+	set    *settings // the runner options, validated
+	name   string    // application name: the plugin or application file's
+	runs   string    // what runs, for the daemon record: "plugin echo", "application poetry (FILE)"
 	out    *logging.SwitchWriter
 	log    *slog.Logger
 	root   *service.Collection
@@ -53,53 +52,27 @@ type runner struct {
 // newRunner checks the runner options and sets up logging to stderr until
 // the real sink is open, so services built now log to the right place.
 func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr io.Writer) (*runner, error) {
-	if opts.Grace < 0 {
-		return nil, usageErrorf("invalid value %q for --grace: must not be negative", opts.Grace)
-	}
-	if opts.StartWait <= 0 {
-		return nil, usageErrorf("invalid value %q for --start-timeout: must be positive", opts.StartWait)
-	}
-	if opts.MaxConnections < 0 {
-		return nil, usageErrorf("invalid value \"%d\" for --max-connections: must not be negative", opts.MaxConnections)
-	}
-	if opts.LogMaxSize < 0 || opts.LogMaxSize > logging.MaxSizeMB {
-		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be 0 (no rotation) to %d (MiB)", opts.LogMaxSize, logging.MaxSizeMB)
-	}
-	if opts.LogMaxFiles < 0 {
-		return nil, usageErrorf("invalid value %d for --logfile-max-files: must not be negative", opts.LogMaxFiles)
-	}
-	proc, err := checkProcess(opts, flags)
+	set, err := newSettings(opts, flags)
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{opts: opts, proc: proc, name: name, runs: "plugin " + name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
+	r := &runner{set: set, name: name, runs: "plugin " + name, out: logging.NewSwitchWriter(stderr), stdout: stdout, stderr: stderr}
 	// The journal and syslog stamp lines themselves and read a <priority>
 	// prefix instead of our level words' position.
-	journal := opts.Syslog || (proc.logfile == "" && logging.IsJournal(os.Stdout))
-	level, ok := logging.ParseLevel(opts.LogLevel)
-	if !ok {
-		return nil, usageErrorf("invalid value %q for --log-level: want debug, info, warn or error", opts.LogLevel)
-	}
-	lo := &logging.Options{Journal: journal, Level: level}
-	switch opts.LogFormat {
-	case "text":
-		r.log = slog.New(logging.NewTextHandler(r.out, lo))
-	case "json":
+	journal := set.syslog || (set.logfile == "" && logging.IsJournal(os.Stdout))
+	lo := &logging.Options{Journal: journal, Level: set.logLevel}
+	if set.logFormat == "json" {
 		r.log = slog.New(logging.NewJSONHandler(r.out, lo))
-	default:
-		return nil, usageErrorf("invalid value %q for --log-format: want text or json", opts.LogFormat)
+	} else {
+		r.log = slog.New(logging.NewTextHandler(r.out, lo))
 	}
 	r.root = service.NewCollection(name, r.log)
 	r.health = newHealth()
 	r.origin = startedAs()
-	if opts.Metrics != "" {
-		ep, err := reactor.ParseEndpoint(opts.Metrics)
-		if err != nil {
-			return nil, usageErrorf("invalid value %q for --metrics: %v", opts.Metrics, err)
-		}
+	if set.metrics != nil {
 		r.metrics = newRunnerMetrics()
 		// First in the tree: bound with the others, stopped last.
-		r.root.Add(newObserver(ep, r.health, r.metrics.reg, r.log))
+		r.root.Add(newObserver(*set.metrics, r.health, r.metrics.reg, r.log))
 	}
 	return r, nil
 }
@@ -136,11 +109,11 @@ func (r *runner) run() error {
 			return failure(err)
 		}
 		r.status = st
-	} else if !r.opts.NoDaemon {
+	} else if r.set.daemonize {
 		if !daemon.IsChild() {
 			// The starting command: everything was validated above, so
 			// what is left to say comes from the daemon.
-			return failure(daemon.Detach(r.opts.StartWait))
+			return failure(daemon.Detach(r.set.startWait))
 		}
 		st, err := daemon.Attach()
 		if err != nil {
@@ -159,19 +132,19 @@ func (r *runner) run() error {
 	// A closed stdout must not kill us with SIGPIPE; writes then fail instead.
 	signal.Ignore(syscall.SIGPIPE)
 
-	if r.proc.umask >= 0 {
-		syscall.Umask(r.proc.umask)
+	if r.set.umask >= 0 {
+		syscall.Umask(r.set.umask)
 	}
-	if err := os.Chdir(r.proc.rundir); err != nil {
-		return r.early(fmt.Errorf("rundir %s: %w", r.proc.rundir, bareErr(err)))
+	if err := os.Chdir(r.set.rundir); err != nil {
+		return r.early(fmt.Errorf("rundir %s: %w", r.set.rundir, bareErr(err)))
 	}
 	owner := -1
-	if r.proc.creds.Requested() && os.Geteuid() == 0 {
-		owner = r.proc.creds.UID
+	if r.set.creds.Requested() && os.Geteuid() == 0 {
+		owner = r.set.creds.UID
 	}
 	sink, err := logging.Open(logging.Config{
-		File: r.proc.logfile, MaxSizeMB: r.opts.LogMaxSize, MaxFiles: r.opts.LogMaxFiles,
-		Syslog: r.opts.Syslog, Prefix: r.opts.Prefix, Owner: owner,
+		File: r.set.logfile, MaxSizeMB: r.set.logMaxSize, MaxFiles: r.set.logMaxFiles,
+		Syslog: r.set.syslog, Prefix: r.set.prefix, Owner: owner,
 	}, r.stdout)
 	if err != nil {
 		return r.early(err)
@@ -180,7 +153,7 @@ func (r *runner) run() error {
 	defer sink.Close()
 	r.out.Set(sink)
 	slog.SetDefault(r.log)
-	prof, err := startProfiles(r.opts, r.log)
+	prof, err := startProfiles(r.set, r.log)
 	if err != nil {
 		return r.startFailed(err)
 	}
@@ -205,7 +178,7 @@ func (r *runner) run() error {
 	if owner >= 0 {
 		// Give the log to the target user now, while we may: lumberjack
 		// must rename and recreate it after the drop.
-		if err := sink.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
+		if err := sink.Chown(r.set.creds.UID, r.set.creds.GID); err != nil {
 			return r.startFailed(err)
 		}
 	}
@@ -218,7 +191,7 @@ func (r *runner) run() error {
 
 	// Start-up runs beside the signal loop, so a SIGTERM while a service
 	// is stuck starting abandons it instead of waiting.
-	base := reactor.WithMaxConnections(service.WithGrace(context.Background(), r.opts.Grace), r.opts.MaxConnections)
+	base := reactor.WithMaxConnections(service.WithGrace(context.Background(), r.set.grace), r.set.maxConnections)
 	if r.inherited != nil {
 		base = reactor.WithAdopter(base, r.inherited.Socket)
 	}
@@ -244,7 +217,7 @@ func (r *runner) run() error {
 		r.log.Info(fmt.Sprintf("received %s, shutting down", signalName(sig)))
 	}
 	stopWatchdog()
-	grace := r.opts.Grace
+	grace := r.set.grace
 	if sig == sigReload {
 		grace = r.handOver(r.handedTo, sigs)
 	} else if _, err := daemon.Notify("STOPPING=1"); err != nil {
@@ -311,7 +284,7 @@ func (r *runner) start(ctx context.Context) error {
 		return err
 	}
 	if err := r.confine(); err != nil {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.Grace)
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.set.grace)
 		defer cancel()
 		return errors.Join(err, r.root.Stop(stopCtx))
 	}
@@ -346,8 +319,8 @@ func (r *runner) awaitStart(sigs <-chan os.Signal, started <-chan error, abandon
 			abandon(why)
 			select {
 			case <-started:
-			case <-time.After(r.opts.Grace):
-				ctx, cancel := context.WithTimeout(context.Background(), r.opts.Grace)
+			case <-time.After(r.set.grace):
+				ctx, cancel := context.WithTimeout(context.Background(), r.set.grace)
 				r.root.Stop(ctx)
 				cancel()
 			}
@@ -367,18 +340,18 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 		if err != nil || pid == nil {
 			return pid, err
 		}
-		if r.proc.pidfile != "" && pid.Path() != r.proc.pidfile {
-			r.log.Warn(fmt.Sprintf("keeping the pidfile %s handed over; --pidfile %s takes effect at the next start", pid.Path(), r.proc.pidfile))
+		if r.set.pidfile != "" && pid.Path() != r.set.pidfile {
+			r.log.Warn(fmt.Sprintf("keeping the pidfile %s handed over; --pidfile %s takes effect at the next start", pid.Path(), r.set.pidfile))
 		}
 		// The pidfile and record name this process once it is ready
 		// (ready), so stop and status never find a replacement that may
 		// still fail.
 		return pid, nil
 	}
-	if r.proc.pidfile == "" {
+	if r.set.pidfile == "" {
 		return nil, nil
 	}
-	pid, err := daemon.Acquire(r.proc.pidfile, 0o644)
+	pid, err := daemon.Acquire(r.set.pidfile, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -388,8 +361,8 @@ func (r *runner) takePidfile() (*daemon.Pidfile, error) {
 	if err := pid.Record(r.info); err != nil {
 		r.log.Warn(err.Error() + "; twistd status will not say what runs")
 	}
-	if r.proc.creds.Requested() && os.Geteuid() == 0 {
-		if err := pid.Chown(r.proc.creds.UID, r.proc.creds.GID); err != nil {
+	if r.set.creds.Requested() && os.Geteuid() == 0 {
+		if err := pid.Chown(r.set.creds.UID, r.set.creds.GID); err != nil {
 			pid.Release()
 			return nil, err
 		}
@@ -412,7 +385,7 @@ func (r *runner) releasePidfile(pid *daemon.Pidfile) {
 // confine applies --chroot and then --uid/--gid, after every listener is
 // bound and before any service starts.
 func (r *runner) confine() error {
-	if dir := r.proc.chroot; dir != "" {
+	if dir := r.set.chroot; dir != "" {
 		if err := daemon.Chroot(dir); err != nil {
 			return err
 		}
@@ -426,7 +399,7 @@ func (r *runner) confine() error {
 		}
 		r.log.Info("chroot " + dir)
 	}
-	c := r.proc.creds
+	c := r.set.creds
 	if !c.Requested() {
 		return nil
 	}
@@ -443,7 +416,7 @@ func (r *runner) confine() error {
 	}
 	r.log.Info(fmt.Sprintf("%s %s, groups %v", what, c, c.Groups))
 	// Say now, not at shutdown, what the dropped daemon will not manage.
-	if p := r.proc.pidfile; p != "" && !daemon.DirWritable(pathNow(r.proc.chroot, p)) {
+	if p := r.set.pidfile; p != "" && !daemon.DirWritable(pathNow(r.set.chroot, p)) {
 		r.log.Warn(fmt.Sprintf("the directory of %s is not writable by %s: the pidfile will be left behind (unlocked, so stale) at exit", p, c))
 	}
 	if p := r.sink.Path(); p != "" && !daemon.DirWritable(p) {

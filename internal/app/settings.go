@@ -3,39 +3,88 @@ package app
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/twistd-go/twistd/internal/app/daemon"
+	"github.com/twistd-go/twistd/internal/logging"
+	"github.com/twistd-go/twistd/internal/reactor"
 )
 
-// process holds the runner's process settings, checked before anything
-// starts (in the starting command, so mistakes are reported on its
-// terminal) and then applied by the daemon.
-type process struct {
+// settings are the runner options validated, built once from the flags
+// (and an application file's [runner], already applied to them) before
+// anything starts, in the starting command, so mistakes are reported on
+// its terminal. The lifecycle reads them, never the flags.
+type settings struct {
+	daemonize      bool
+	grace          time.Duration
+	startWait      time.Duration
+	maxConnections int
+
 	rundir  string // absolute
 	pidfile string // absolute; "" for none
 	logfile string // absolute; "" for stdout (or syslog)
 	chroot  string // absolute; "" for none
 	umask   int    // -1: leave as is
 	creds   *daemon.Credentials
+
+	logMaxSize, logMaxFiles int
+	syslog                  bool
+	prefix                  string // syslog tag
+	logFormat               string // "text" or "json"
+	logLevel                slog.Level
+	metrics                 *reactor.Endpoint // nil: no --metrics
+	profile, profileMem     string
 }
 
-func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
-	p := &process{umask: -1}
-	daemonize := !opts.NoDaemon
+// newSettings checks every runner option; a bad one is a usage error, a
+// missing directory or user a runtime failure, as twistd has them.
+func newSettings(opts *Options, flags *pflag.FlagSet) (*settings, error) {
+	switch {
+	case opts.Grace < 0:
+		return nil, usageErrorf("invalid value %q for --grace: must not be negative", opts.Grace)
+	case opts.StartWait <= 0:
+		return nil, usageErrorf("invalid value %q for --start-timeout: must be positive", opts.StartWait)
+	case opts.MaxConnections < 0:
+		return nil, usageErrorf("invalid value \"%d\" for --max-connections: must not be negative", opts.MaxConnections)
+	case opts.LogMaxSize < 0 || opts.LogMaxSize > logging.MaxSizeMB:
+		return nil, usageErrorf("invalid value %d for --logfile-max-size: must be 0 (no rotation) to %d (MiB)", opts.LogMaxSize, logging.MaxSizeMB)
+	case opts.LogMaxFiles < 0:
+		return nil, usageErrorf("invalid value %d for --logfile-max-files: must not be negative", opts.LogMaxFiles)
+	case opts.LogFormat != "text" && opts.LogFormat != "json":
+		return nil, usageErrorf("invalid value %q for --log-format: want text or json", opts.LogFormat)
+	}
+	level, ok := logging.ParseLevel(opts.LogLevel)
+	if !ok {
+		return nil, usageErrorf("invalid value %q for --log-level: want debug, info, warn or error", opts.LogLevel)
+	}
+	p := &settings{
+		umask: -1, daemonize: !opts.NoDaemon, grace: opts.Grace, startWait: opts.StartWait,
+		maxConnections: opts.MaxConnections, logMaxSize: opts.LogMaxSize, logMaxFiles: opts.LogMaxFiles,
+		syslog: opts.Syslog, prefix: opts.Prefix, logFormat: opts.LogFormat, logLevel: level,
+		profile: opts.Profile, profileMem: opts.ProfileMem,
+	}
+	if opts.Metrics != "" {
+		ep, err := reactor.ParseEndpoint(opts.Metrics)
+		if err != nil {
+			return nil, usageErrorf("invalid value %q for --metrics: %v", opts.Metrics, err)
+		}
+		p.metrics = &ep
+	}
 	if opts.Umask != "" {
 		m, err := daemon.ParseUmask(opts.Umask)
 		if err != nil {
 			return nil, usageErrorf("%v", err)
 		}
 		p.umask = m
-	} else if daemonize {
+	} else if p.daemonize {
 		p.umask = 0o077
 	}
 	if opts.Syslog && flags.Changed("logfile") {
@@ -47,7 +96,7 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 	if opts.EUID && opts.UID == "" && opts.GID == "" {
 		return nil, usageErrorf("--euid needs --uid or --gid")
 	}
-	if daemonize && opts.Logfile == "-" {
+	if p.daemonize && opts.Logfile == "-" {
 		return nil, usageErrorf("--logfile - (stdout) needs --nodaemon: a daemon has no terminal")
 	}
 
@@ -66,7 +115,7 @@ func checkProcess(opts *Options, flags *pflag.FlagSet) (*process, error) {
 		p.pidfile = inRundir(opts.Pidfile)
 	}
 	switch {
-	case opts.Syslog, opts.Logfile == "-", opts.Logfile == "" && !daemonize:
+	case opts.Syslog, opts.Logfile == "-", opts.Logfile == "" && !p.daemonize:
 	case opts.Logfile == "":
 		p.logfile = inRundir("twistd.log")
 	default:
