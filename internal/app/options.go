@@ -23,8 +23,8 @@ type Options struct {
 	EUID        bool
 	Grace       time.Duration
 	StartWait   time.Duration
-	// MaxConnections reaches every listener through the ctx of Start
-	// (reactor.WithMaxConnections).
+	// MaxConnections reaches every plugin through its environment
+	// (plugins.Env), which sets it on the plugin's ports.
 	MaxConnections int
 	Metrics        string // endpoint of /metrics, /healthz, /readyz; "" for none
 	LogFormat      string

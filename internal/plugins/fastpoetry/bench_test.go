@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twistd-go/twistd/internal/logging"
+	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/reactor"
 	"github.com/twistd-go/twistd/internal/service"
 	"github.com/twistd-go/twistd/internal/testutil"
@@ -107,7 +108,7 @@ func startTwistd(b *testing.B, poem []byte) (string, func()) {
 		b.Fatal(err)
 	}
 	log := slog.New(logging.NewTextHandler(io.Discard, nil))
-	svc := New("fastpoetry", reactor.Endpoint{Kind: "tcp", Port: 0, Interface: "127.0.0.1"}, path, log)
+	svc := New(plugins.Env{Name: "fastpoetry", Log: log}, reactor.Endpoint{Kind: "tcp", Port: 0, Interface: "127.0.0.1"}, path)
 	ctx := context.Background()
 	if err := svc.(service.PrivilegedStarter).PrivilegedStart(ctx); err != nil {
 		b.Fatal(err)
