@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/reactor"
@@ -35,7 +37,7 @@ func BenchmarkConnections(b *testing.B) {
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			bare := testutil.ServeBare(b, func(c net.Conn) { c.Write(poem) })
-			twistd, stopTwistd := startTwistd(b, poem)
+			twistd, stopTwistd := startTwistd(b, poem, nil)
 			defer stopTwistd()
 			var spent [2]time.Duration
 			var served [2]int
@@ -100,15 +102,55 @@ func runClients(b *testing.B, addr string, clients, n, want int) time.Duration {
 	return took
 }
 
+// BenchmarkMetricsCost measures what --metrics costs: poems served per
+// second by two fastpoetry services side by side, one counting into a
+// Prometheus registry and one not, in alternating rounds as above (64
+// clients). It reports both rates and their ratio (with/without), which
+// issue 16 wants at 0.97 or above; `make bench-metrics` gives the median
+// of 10 runs.
+func BenchmarkMetricsCost(b *testing.B) {
+	const round, clients = 2000, 64
+	poem := []byte(strings.Repeat("Whose woods these are I think I know.\n", 16))
+	reg := prometheus.NewRegistry()
+	plain, stopPlain := startTwistd(b, poem, nil)
+	defer stopPlain()
+	counted, stopCounted := startTwistd(b, poem, plugins.NewMetricSet(reg).For("fastpoetry"))
+	defer stopCounted()
+	var spent [2]time.Duration
+	var served [2]int
+	each := (b.N + 1) / 2
+	addrs := []string{plain, counted}
+	b.ResetTimer()
+	for turn := 0; served[0] < each || served[1] < each; turn++ {
+		for k := range 2 {
+			i := (turn + k) % 2
+			n := min(round, each-served[i])
+			spent[i] += runClients(b, addrs[i], clients, n, len(poem))
+			served[i] += n
+		}
+	}
+	b.StopTimer()
+	// The counted server must really have counted.
+	if got := testutil.Samples(b, reg)[`twistd_connections_accepted_total{service="fastpoetry"}`]; got != float64(served[1]) {
+		b.Fatalf("accepted counter %v, want %d", got, served[1])
+	}
+	plainRate := float64(served[0]) / spent[0].Seconds()
+	countedRate := float64(served[1]) / spent[1].Seconds()
+	b.ReportMetric(plainRate, "without-conns/s")
+	b.ReportMetric(countedRate, "with-conns/s")
+	b.ReportMetric(countedRate/plainRate, "ratio")
+}
+
 // startTwistd runs the plugin's real service tree, with its per-connection
-// log line formatted and written (to a discarding writer).
-func startTwistd(b *testing.B, poem []byte) (string, func()) {
+// log line formatted and written (to a discarding writer); m, if set,
+// counts its connections.
+func startTwistd(b *testing.B, poem []byte, m *plugins.Metrics) (string, func()) {
 	path := filepath.Join(b.TempDir(), "poem.txt")
 	if err := os.WriteFile(path, poem, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	log := slog.New(logging.NewTextHandler(io.Discard, nil))
-	svc := New(plugins.Env{Name: "fastpoetry", Log: log}, reactor.Endpoint{Kind: "tcp", Port: 0, Interface: "127.0.0.1"}, path)
+	svc := New(plugins.Env{Name: "fastpoetry", Log: log, Metrics: m}, reactor.Endpoint{Kind: "tcp", Port: 0, Interface: "127.0.0.1"}, path)
 	ctx := context.Background()
 	if err := svc.(service.PrivilegedStarter).PrivilegedStart(ctx); err != nil {
 		b.Fatal(err)
