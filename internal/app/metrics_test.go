@@ -194,3 +194,122 @@ scrape_configs:
 		}
 	}
 }
+
+// repoFile reads a file of the repository by its path from the top.
+func repoFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("../..", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// families returns the twistd_ metric families an exposition declares.
+func families(body string) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range strings.Split(body, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" && strings.HasPrefix(f[2], "twistd_") {
+			out[f[2]] = true
+		}
+	}
+	return out
+}
+
+// The names are a public contract: an application file running every
+// plugin exposes exactly the twistd_ families the README's table and the
+// man page name, each service's labelled with its name in the file.
+func TestMetricNamesDocumented(t *testing.T) {
+	dir := t.TempDir()
+	writePoem(t, dir)
+	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mport := testutil.FreePort(t)
+	app := fmt.Sprintf(`name = "all"
+[runner]
+metrics = "tcp:%d:interface=127.0.0.1"
+`, mport)
+	for _, s := range []struct{ plugin, name, extra string }{
+		{"fastpoetry", "poetry", `poem = "poem.txt"`}, {"echo", "echo", ""}, {"chat", "talk", ""}, {"ftp-lite", "files", `root = "root"`},
+	} {
+		app += fmt.Sprintf("[[service]]\nplugin = %q\nname = %q\n[service.options]\nport = %d\niface = \"127.0.0.1\"\n%s\n", s.plugin, s.name, testutil.FreePort(t), s.extra)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "all.toml"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testutil.Start(t, dir, "-n", "-y", "all.toml")
+	p.WaitFor(t, "] started\n", 10*time.Second)
+	_, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+	for _, series := range []string{
+		`twistd_connections_open{service="poetry"}`, `twistd_connections_open{service="echo"}`,
+		`twistd_connections_open{service="talk"}`, `twistd_connections_open{service="files"}`,
+		`twistd_chat_users_online{service="talk"}`, `twistd_ftp_sessions_open{service="files"}`,
+	} {
+		if _, ok := sample(body, series); !ok {
+			t.Errorf("no %s in the exposition", series)
+		}
+	}
+	exposed := families(body)
+	readme, man := repoFile(t, "README.md"), repoFile(t, "man/twistd.1")
+	for name := range exposed {
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("%s is exposed but not in the README's table", name)
+		}
+		if !strings.Contains(string(man), `\fB`+name+`\fP`) {
+			t.Errorf("%s is exposed but not in man/twistd.1 (make man)", name)
+		}
+	}
+	for _, l := range strings.Split(string(readme), "\n") {
+		if name, ok := strings.CutPrefix(l, "| `twistd_"); ok {
+			name = "twistd_" + name[:strings.Index(name, "`")]
+			if !exposed[name] {
+				t.Errorf("the README's table names %s, which the binary does not expose", name)
+			}
+		}
+	}
+	p.Signal(t, syscall.SIGTERM)
+	p.Wait(t, 10*time.Second)
+}
+
+// The shipped Prometheus configuration passes promtool, and the Grafana
+// dashboard is JSON whose every query names a metric the README documents
+// (or one of client_golang's Go and process collectors).
+func TestMetricsConfigs(t *testing.T) {
+	readme, raw := repoFile(t, "README.md"), repoFile(t, "configs/grafana-dashboard.json")
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("configs/grafana-dashboard.json: %v", err)
+	}
+	if len(dash.Panels) < 10 {
+		t.Errorf("%d panels, want the 10 of issue 16", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, w := range strings.FieldsFunc(tg.Expr, func(r rune) bool { return !(r == '_' || r >= 'a' && r <= 'z') }) {
+				switch {
+				case strings.HasPrefix(w, "twistd_") && !strings.Contains(string(readme), "| `"+w+"` |"):
+					t.Errorf("panel %q queries %s, which the README does not document", p.Title, w)
+				case w == "go_goroutines" || w == "process_resident_memory_bytes":
+				case strings.HasPrefix(w, "go_") || strings.HasPrefix(w, "process_"):
+					t.Errorf("panel %q queries %s: check it exists", p.Title, w)
+				}
+			}
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus): configs/prometheus.yml not checked")
+	}
+	if out, err := exec.Command(promtool, "check", "config", "../../configs/prometheus.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check config: %v\n%s", err, out)
+	}
+}
