@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,12 +105,15 @@ func runClients(b *testing.B, addr string, clients, n, want int) time.Duration {
 
 // BenchmarkMetricsCost measures what --metrics costs: poems served per
 // second by two fastpoetry services side by side, one counting into a
-// Prometheus registry and one not, in alternating rounds as above (64
-// clients). It reports both rates and their ratio (with/without), which
-// issue 16 wants at 0.97 or above; `make bench-metrics` gives the median
-// of 10 runs.
+// Prometheus registry and one not (64 clients). They take turns in rounds
+// of 500 connections, who goes first alternating, and each pair of
+// neighbouring rounds gives a ratio (with/without); the median of those
+// is reported, so a burst of load from elsewhere on the machine that
+// lands on one round of a pair moves one ratio, not the result. Issue 16
+// wants it at 0.97 or above; `make bench-metrics` gives the median of 10
+// runs.
 func BenchmarkMetricsCost(b *testing.B) {
-	const round, clients = 2000, 64
+	const round, clients = 500, 64
 	poem := []byte(strings.Repeat("Whose woods these are I think I know.\n", 16))
 	reg := prometheus.NewRegistry()
 	plain, stopPlain := startTwistd(b, poem, nil)
@@ -118,15 +122,22 @@ func BenchmarkMetricsCost(b *testing.B) {
 	defer stopCounted()
 	var spent [2]time.Duration
 	var served [2]int
+	var ratios []float64
 	each := (b.N + 1) / 2
 	addrs := []string{plain, counted}
 	b.ResetTimer()
 	for turn := 0; served[0] < each || served[1] < each; turn++ {
+		var rate [2]float64
 		for k := range 2 {
 			i := (turn + k) % 2
 			n := min(round, each-served[i])
-			spent[i] += runClients(b, addrs[i], clients, n, len(poem))
+			took := runClients(b, addrs[i], clients, n, len(poem))
+			spent[i] += took
 			served[i] += n
+			rate[i] = float64(n) / took.Seconds()
+		}
+		if rate[0] > 0 && rate[1] > 0 {
+			ratios = append(ratios, rate[1]/rate[0])
 		}
 	}
 	b.StopTimer()
@@ -134,11 +145,10 @@ func BenchmarkMetricsCost(b *testing.B) {
 	if got := testutil.Samples(b, reg)[`twistd_connections_accepted_total{service="fastpoetry"}`]; got != float64(served[1]) {
 		b.Fatalf("accepted counter %v, want %d", got, served[1])
 	}
-	plainRate := float64(served[0]) / spent[0].Seconds()
-	countedRate := float64(served[1]) / spent[1].Seconds()
-	b.ReportMetric(plainRate, "without-conns/s")
-	b.ReportMetric(countedRate, "with-conns/s")
-	b.ReportMetric(countedRate/plainRate, "ratio")
+	slices.Sort(ratios)
+	b.ReportMetric(float64(served[0])/spent[0].Seconds(), "without-conns/s")
+	b.ReportMetric(float64(served[1])/spent[1].Seconds(), "with-conns/s")
+	b.ReportMetric(ratios[len(ratios)/2], "ratio")
 }
 
 // startTwistd runs the plugin's real service tree, with its per-connection
