@@ -64,6 +64,7 @@
 // counting costs one nil check per event. Bytes are counted as they move,
 // not when a connection ends, so a long-lived connection's traffic shows
 // while it lasts; each count is one atomic add on a shared counter.
+// DatagramPort counts nothing: a datagram is no connection.
 //
 // # Timers and clients
 //

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -67,4 +68,40 @@ func TestChatMetrics(t *testing.T) {
 		got := testutil.Samples(t, reg)
 		return got[`twistd_chat_heartbeat_timeouts_total{service="chat"}`] == 2 && got[`twistd_chat_users_online{service="chat"}`] == 0
 	})
+}
+
+// A recipient that reads nothing overflows its queue: that delivery
+// counts as queue_full, later ones as closing or offline, and every
+// message sent is either delivered or failed.
+func TestChatMetricsQueueFull(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.MaxFrame = 16 << 10
+	cfg.QueueBytes = 64 << 10
+	cfg.Metrics = plugins.NewMetricSet(reg).For("chat")
+	_, addr, _ := startServer(t, cfg)
+	slow := dialTinyBuffer(t, addr)
+	slow.login(`"slow"`)
+	sender := loggedIn(t, addr, `"sender"`)[0]
+	msg := `{"chat_from":"sender","chat_to":"slow","chat_content":"` + strings.Repeat("x", 15<<10) + `"}`
+	full := `twistd_chat_deliveries_failed_total{reason="queue_full",service="chat"}`
+	sent := 0
+	for ; sent < 2000 && testutil.Samples(t, reg)[full] == 0; sent++ {
+		sender.send(1, wire.CmdSingle, msg)
+	}
+	// Read up to an unknown command's reply: then the server has handled
+	// every message sent before it.
+	sender.send(9, 999, "")
+	for {
+		f := sender.next()
+		if f.Command == wire.CmdError && strings.Contains(string(f.Body), `"code":404`) {
+			break
+		}
+	}
+	got := testutil.Samples(t, reg)
+	delivered := got[`twistd_chat_messages_delivered_total{service="chat"}`]
+	failed := got[full] + got[`twistd_chat_deliveries_failed_total{reason="closing",service="chat"}`] + got[`twistd_chat_deliveries_failed_total{reason="offline",service="chat"}`]
+	if got[full] != 1 || delivered == 0 || delivered+failed != float64(sent) {
+		t.Fatalf("after %d messages: delivered %v, failed %v of which queue_full %v", sent, delivered, failed, got[full])
+	}
 }
