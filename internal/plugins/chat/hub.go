@@ -85,7 +85,7 @@ type Hub struct {
 
 	metrics   *metrics     // nil: not counted
 	overflows atomic.Int64 // peers dropped for a full queue, for tests
-	timeouts  atomic.Int64 // peers dropped for silence, for tests
+	timeouts  atomic.Int64 // peers dropped for silence (tests, twistd_chat_heartbeat_timeouts_total)
 	stalls    atomic.Int64 // peers dropped for a stalled frame, for tests
 }
 
