@@ -218,7 +218,9 @@ func families(body string) map[string]bool {
 
 // The names are a public contract: an application file running every
 // plugin exposes exactly the twistd_ families the README's table and the
-// man page name, each service's labelled with its name in the file.
+// man page name, each service's labelled with its name in the file. Its
+// [runner] max-connections reaches the services through their
+// environment: a second echo client waits.
 func TestMetricNamesDocumented(t *testing.T) {
 	dir := t.TempDir()
 	writePoem(t, dir)
@@ -226,21 +228,35 @@ func TestMetricNamesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	mport := testutil.FreePort(t)
+	var echoAddr string
 	app := fmt.Sprintf(`name = "all"
 [runner]
 metrics = "tcp:%d:interface=127.0.0.1"
+max-connections = 1
 `, mport)
 	for _, s := range []struct{ plugin, name, extra string }{
 		{"fastpoetry", "poetry", `poem = "poem.txt"`}, {"echo", "echo", ""}, {"chat", "talk", ""}, {"ftp-lite", "files", `root = "root"`},
 	} {
-		app += fmt.Sprintf("[[service]]\nplugin = %q\nname = %q\n[service.options]\nport = %d\niface = \"127.0.0.1\"\n%s\n", s.plugin, s.name, testutil.FreePort(t), s.extra)
+		port := testutil.FreePort(t)
+		if s.plugin == "echo" {
+			echoAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		}
+		app += fmt.Sprintf("[[service]]\nplugin = %q\nname = %q\n[service.options]\nport = %d\niface = \"127.0.0.1\"\n%s\n", s.plugin, s.name, port, s.extra)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "all.toml"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := testutil.Start(t, dir, "-n", "-y", "all.toml")
 	p.WaitFor(t, "] started\n", 10*time.Second)
-	_, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	for range 2 {
+		c, err := net.DialTimeout("tcp", echoAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	body := waitSample(t, metricsURL, `twistd_connections_waiting{service="echo"}`, 1)
 	for _, series := range []string{
 		`twistd_connections_open{service="poetry"}`, `twistd_connections_open{service="echo"}`,
 		`twistd_connections_open{service="talk"}`, `twistd_connections_open{service="files"}`,
