@@ -49,7 +49,7 @@ var rooms = []room{
 	{"internal/reactor", []string{"internal/service"}, []string{"internal/testutil"},
 		"the networking core: never plugins or the runner"},
 	{"internal/plugins", []string{"internal/service", "internal/reactor"}, nil, "the registry"},
-	{"internal/plugins/all", []string{"internal/plugins/..."}, nil, "the compiled-in plugin set"},
+	{"internal/plugins/all", []string{"internal/plugins/..."}, []string{"internal/reactor", "internal/service"}, "the compiled-in plugin set; its test walks each plugin's tree for ports"},
 	{"internal/plugins/*/...", []string{"internal/plugins", "internal/reactor", "internal/service", "internal/passwd", "internal/logging", "."}, []string{"internal/testutil"},
 		"a plugin: the registry, the reactor and the service model, and its own packages; password files; slog for logs and the logging package's per-peer limiter only; no runner, no other plugin"},
 	{"internal/passwd", nil, nil, "password files (user:bcrypt hash), shared by ftp-lite and chat: a leaf"},

@@ -44,11 +44,12 @@ func runApplication(opts *Options, flags *pflag.FlagSet, stdout, stderr io.Write
 
 	r, rerr := newRunner(opts, flags, app.Name, stdout, stderr)
 	var log *slog.Logger
+	var env func(string) plugins.Env
 	if rerr == nil {
-		log = r.log
+		log, env = r.log, r.env
 		app.Jail = r.set.chroot
 	}
-	top, err := app.Build(log)
+	top, err := app.Build(log, env)
 	var berrs appfile.Errors
 	if errors.As(err, &berrs) {
 		errs = append(errs, berrs...)

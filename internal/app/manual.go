@@ -42,6 +42,38 @@ sockets passed by systemd, served by the endpoint
 **JOURNAL_STREAM**: when stdout is the journal, lines carry a syslog
 priority prefix instead of a timestamp.
 
+# METRICS
+With **--metrics ENDPOINT** twistd serves over HTTP: **/metrics** in the
+Prometheus text format (OpenMetrics when the scraper asks for it),
+**/healthz** (200 while the lifecycle loop answers, else 503) and
+**/readyz** (200 from ready until a shutdown begins, else 503). These names
+are a stable contract. Every series of a service carries
+**service**=NAME, the plugin's name or the service's name in an application
+file; no label holds a peer address or a user.
+
+The runner: **twistd_build_info**{version,goversion} (always 1),
+**twistd_start_time_seconds**, **twistd_log_reopens_total**,
+**twistd_log_write_errors_total**; the Go and process collectors
+(**go_goroutines**, **process_resident_memory_bytes**, ...).
+
+Each listening service: **twistd_connections_accepted_total**,
+**twistd_connections_open**, **twistd_connections_waiting** (parked by
+**--max-connections**), **twistd_connections_rejected_total**{reason}
+(queue_full, hung_up, shutdown), **twistd_bytes_received_total**,
+**twistd_bytes_sent_total**, **twistd_connection_duration_seconds**
+(histogram).
+
+chat: **twistd_chat_users_online**,
+**twistd_chat_frames_received_total**{command} (verify, single, group,
+broadcast, heartbeat, unknown), **twistd_chat_messages_delivered_total**,
+**twistd_chat_deliveries_failed_total**{reason} (offline, queue_full,
+closing), **twistd_chat_heartbeat_timeouts_total**.
+
+ftp-lite: **twistd_ftp_sessions_open**, **twistd_ftp_logins_total**{result}
+(success, anonymous, failure, refused),
+**twistd_ftp_transfers_total**{direction,result} (download, upload;
+complete, aborted, failed), **twistd_ftp_transfer_bytes_total**{direction}.
+
 # EXIT STATUS
 0 success; 1 runtime failure (start-up failed, stop timed out); 2 usage
 error (unknown plugin or flag, bad value).

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
 
@@ -59,8 +60,18 @@ const healthTimeout = time.Second
 // documented contract; see the README's table).
 type runnerMetrics struct {
 	reg         *prometheus.Registry
+	services    *plugins.MetricSet // the services' series, on reg
 	logReopens  prometheus.Counter
 	logFailures prometheus.CounterFunc
+}
+
+// forService returns what the service named name counts through; nil
+// without --metrics.
+func (m *runnerMetrics) forService(name string) *plugins.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m.services.For(name)
 }
 
 // newRunnerMetrics makes the registry the runner owns: the Go and process
@@ -69,7 +80,8 @@ type runnerMetrics struct {
 func newRunnerMetrics() *runnerMetrics {
 	reg := prometheus.NewRegistry()
 	m := &runnerMetrics{
-		reg: reg,
+		reg:      reg,
+		services: plugins.NewMetricSet(reg),
 		logReopens: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "twistd_log_reopens_total", Help: "Times the log file was reopened (SIGUSR1, a daemon's SIGHUP).",
 		}),

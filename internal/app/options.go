@@ -24,8 +24,8 @@ type Options struct {
 	EUID        bool
 	Grace       time.Duration
 	StartWait   time.Duration
-	// MaxConnections reaches every listener through the ctx of Start
-	// (reactor.WithMaxConnections).
+	// MaxConnections reaches every plugin through its environment
+	// (plugins.Env), which sets it on the plugin's ports.
 	MaxConnections int
 	Metrics        string // endpoint of /metrics, /healthz, /readyz; "" for none
 	LogFormat      string
@@ -57,6 +57,6 @@ func (o *Options) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EUID, "euid", false, "set only the effective user and group ids")
 	fs.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a shutdown waits for connections in flight")
 	fs.DurationVar(&o.StartWait, "start-timeout", time.Minute, "how long the starting command waits for the daemon to report ready")
-	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this endpoint (e.g. tcp:9100:interface=127.0.0.1; off unless given)")
+	fs.StringVar(&o.Metrics, "metrics", "", "serve Prometheus /metrics, /healthz and /readyz over HTTP on this endpoint (e.g. tcp:9100:interface=127.0.0.1; off unless given; metric names in twistd(1) METRICS)")
 	fs.IntVar(&o.MaxConnections, "max-connections", 0, "serve at most this many connections per listener; more clients wait unread, in order (0 = no limit)")
 }

@@ -79,7 +79,7 @@ func newRunner(opts *Options, flags *pflag.FlagSet, name string, stdout, stderr 
 
 // add builds a plugin's service and adds it to the application.
 func (r *runner) add(pluginName, serviceName string, build plugins.Build) error {
-	svc, err := build(plugins.Env{Name: serviceName, Log: r.log})
+	svc, err := build(r.env(serviceName))
 	if err != nil {
 		return pluginUsageErrorf(pluginName, "%v", err)
 	}
@@ -191,7 +191,7 @@ func (r *runner) run() error {
 
 	// Start-up runs beside the signal loop, so a SIGTERM while a service
 	// is stuck starting abandons it instead of waiting.
-	base := reactor.WithMaxConnections(service.WithGrace(context.Background(), r.set.grace), r.set.maxConnections)
+	base := service.WithGrace(context.Background(), r.set.grace)
 	if r.inherited != nil {
 		base = reactor.WithAdopter(base, r.inherited.Socket)
 	}

@@ -62,6 +62,13 @@ type Env struct {
 	Name string
 	// Log is the logger for the service; plugins may also use slog.Default.
 	Log *slog.Logger
+	// MaxConnections is the runner's --max-connections (0: no limit): the
+	// plugin sets it as the MaxConnections of each of its ports.
+	MaxConnections int
+	// Metrics is what the service counts through: its ports take
+	// Metrics.Port(), and the plugin registers its own series with
+	// Metrics.Registerer(). nil without --metrics; both then return nil.
+	Metrics *Metrics
 }
 
 var (

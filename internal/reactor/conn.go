@@ -96,6 +96,7 @@ type connConfig struct {
 	idleTimeout  time.Duration // 0: none
 	writeTimeout time.Duration // 0: none
 	clock        Clock
+	metrics      *PortMetrics // nil: not counted
 }
 
 // logAttrs writes one log line tagged with the connection's system.
@@ -199,6 +200,9 @@ func (c *conn) serve() {
 		}
 		if n > 0 {
 			c.recv.Add(int64(n))
+			if m := c.cfg.metrics; m != nil {
+				m.Received.Add(float64(n))
+			}
 			if c.cfg.idleTimeout > 0 {
 				c.touch()
 			}
@@ -324,6 +328,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	n, err := c.nc.Write(p)
 	c.sent.Add(int64(n))
+	if m := c.cfg.metrics; m != nil && n > 0 {
+		m.Sent.Add(float64(n))
+	}
 	if n > 0 && c.cfg.idleTimeout > 0 {
 		c.touch()
 	}

@@ -1,7 +1,6 @@
 package reactor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,20 +11,6 @@ import (
 
 // aLongTimeAgo is a read deadline that interrupts a blocked read at once.
 var aLongTimeAgo = time.Unix(1, 0)
-
-type maxConnsKey struct{}
-
-// WithMaxConnections returns a ctx that carries the process-wide connection
-// limit (the runner's --max-connections) to every Port started with it.
-func WithMaxConnections(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, maxConnsKey{}, n)
-}
-
-// MaxConnectionsFrom returns the limit WithMaxConnections stored, or 0.
-func MaxConnectionsFrom(ctx context.Context) int {
-	n, _ := ctx.Value(maxConnsKey{}).(int)
-	return n
-}
 
 // parked is a client accepted while the port was at its limit.
 type parked struct {
@@ -51,6 +36,10 @@ func (p *Port) watch(w *parked) {
 	}
 	p.queue = slices.Delete(p.queue, i, i+1)
 	w.nc.Close()
+	if m := p.metrics; m != nil {
+		m.Waiting.Dec()
+		m.Rejected(RejectHungUp).Inc()
+	}
 	p.log.Info(fmt.Sprintf("waiting client %s hung up", peerName(w.nc)))
 	p.queueShrankLocked()
 }

@@ -35,10 +35,9 @@ type Port struct {
 	// "System,N,peer". It defaults to the service name; set it before
 	// PrivilegedStart.
 	System string
-	// MaxConnections caps the connections served at once (0: no cap); the
-	// runner's --max-connections, carried in Start's ctx, applies too and
-	// the lower of the two wins. Clients beyond it wait, unread, in FIFO
-	// order (see the package doc).
+	// MaxConnections caps the connections served at once (0: no cap);
+	// plugins set it from the runner's --max-connections. Clients beyond
+	// it wait, unread, in FIFO order (see the package doc).
 	MaxConnections int
 	// MaxWaiting bounds the wait queue; a client arriving when it is full
 	// is closed at once. 0 bounds it by the descriptor limit instead (what
@@ -53,6 +52,8 @@ type Port struct {
 	WriteTimeout time.Duration
 	// Clock times idle timeouts; nil means RealClock.
 	Clock Clock
+	// Metrics, if set, counts the port's clients and bytes.
+	Metrics *PortMetrics
 
 	mu         sync.Mutex
 	ln         net.Listener
@@ -63,6 +64,7 @@ type Port struct {
 	wg         sync.WaitGroup // connection and parked-client goroutines
 	accepted   chan struct{}  // closed when the accept loop returns
 	cfg        connConfig
+	metrics    *PortMetrics
 	limit      int
 	queue      []*parked     // clients waiting for a slot, oldest first
 	bound      int           // the queue's bound (0: none)
@@ -137,15 +139,13 @@ func (p *Port) Start(ctx context.Context) error {
 		return errors.New("port already stopped")
 	}
 	p.limit = p.MaxConnections
-	if n := MaxConnectionsFrom(ctx); n > 0 && (p.limit <= 0 || n < p.limit) {
-		p.limit = n
-	}
+	p.metrics = p.Metrics
 	files := p.files
 	if files == nil {
 		files = fileLimit
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
-	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock, metrics: p.Metrics}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
@@ -197,6 +197,10 @@ func (p *Port) acceptLoop(ln net.Listener, done chan struct{}) {
 func (p *Port) admit(nc net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	m := p.metrics
+	if m != nil {
+		m.Accepted.Inc()
+	}
 	switch {
 	case p.limit <= 0 || len(p.conns) < p.limit && len(p.queue) == 0:
 		p.serveLocked(nc, nil)
@@ -205,8 +209,14 @@ func (p *Port) admit(nc net.Conn) {
 			p.log.Warn(fmt.Sprintf("wait queue full (%d clients): closing new client %s and those after it while it is full", len(p.queue), peerName(nc)))
 		}
 		p.turnedAway++
+		if m != nil {
+			m.Rejected(RejectQueueFull).Inc()
+		}
 		nc.Close()
 	default:
+		if m != nil {
+			m.Waiting.Inc()
+		}
 		if len(p.queue) == 0 {
 			p.log.Info(fmt.Sprintf("connection limit of %d reached: new clients wait", p.limit))
 		}
@@ -232,6 +242,10 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 		c.requestStop()
 	}
 	p.conns[c] = struct{}{}
+	m := p.metrics
+	if m != nil {
+		m.Open.Inc()
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -242,7 +256,13 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 			<-w.done
 			nc.SetReadDeadline(time.Time{})
 		}
+		if m == nil {
+			c.serve()
+			return
+		}
+		start := time.Now()
 		c.serve()
+		m.Duration.Observe(time.Since(start).Seconds())
 	}()
 }
 
@@ -275,9 +295,16 @@ func (p *Port) forget(c *conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.conns, c)
+	m := p.metrics
+	if m != nil {
+		m.Open.Dec()
+	}
 	for len(p.queue) > 0 && len(p.conns) < p.limit {
 		w := p.queue[0]
 		p.queue = p.queue[1:]
+		if m != nil {
+			m.Waiting.Dec()
+		}
 		close(w.unpark)
 		w.nc.SetReadDeadline(aLongTimeAgo)
 		p.serveLocked(w.nc, w)
@@ -377,6 +404,10 @@ func (p *Port) Stop(ctx context.Context) error {
 	p.queue = nil
 	for _, w := range waiting {
 		w.nc.Close()
+		if m := p.metrics; m != nil {
+			m.Waiting.Dec()
+			m.Rejected(RejectShutdown).Inc()
+		}
 	}
 	n := len(p.conns)
 	for c := range p.conns {

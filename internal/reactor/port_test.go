@@ -203,19 +203,6 @@ func TestLimitQueueBound(t *testing.T) {
 	roundTrip(t, c2, "two")
 }
 
-// The runner passes --max-connections in Start's ctx; the lower of it and
-// the port's own setting wins.
-func TestLimitFromContext(t *testing.T) {
-	tp := startPort(t, WithMaxConnections(context.Background(), 1), func(p *Port) { p.MaxConnections = 5 })
-	c1 := tp.dial(t)
-	roundTrip(t, c1, "one")
-	c2 := tp.dial(t)
-	c2.Write([]byte("two"))
-	eventually(t, "c2 queued", func() bool { return tp.Waiting() == 1 })
-	c1.Close()
-	expectRead(t, c2, "two")
-}
-
 // During Stop, clients waiting for a slot keep their place and are served
 // as the connections in flight finish.
 func TestStopServesWaitingClients(t *testing.T) {

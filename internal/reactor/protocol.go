@@ -48,9 +48,23 @@
 // closing a socket with data in flight or unread input would reset the
 // connection and cost a slow reader the end of its reply.
 //
-// The runner hands --max-connections to every listener through the ctx of
-// PrivilegedStart/Start (WithMaxConnections; ports read it with
-// MaxConnectionsFrom); when a port also sets MaxConnections the lower wins.
+// The runner's --max-connections reaches a port the way every runner-wide
+// setting reaches a plugin: through the plugin's environment (plugins.Env),
+// from which the plugin sets Port.MaxConnections. A context carries only
+// cancellation and deadlines here.
+//
+// # Metrics
+//
+// A Port with Metrics set counts accepted clients, open and waiting
+// connections, rejected clients by reason, bytes either way and each
+// connection's duration. The reactor does not import a metrics library:
+// PortMetrics holds small interfaces (Counter, Gauge, Observer) that
+// client_golang's types satisfy, so the runner owns the registry and the
+// names, and the reactor only counts. Without metrics (a nil PortMetrics)
+// counting costs one nil check per event. Bytes are counted as they move,
+// not when a connection ends, so a long-lived connection's traffic shows
+// while it lasts; each count is one atomic add on a shared counter.
+// DatagramPort counts nothing: a datagram is no connection.
 //
 // # Timers and clients
 //

@@ -26,7 +26,7 @@ func load(t *testing.T, src string) (string, []string) {
 	if app == nil {
 		return "", lines
 	}
-	top, err := app.Build(nil)
+	top, err := app.Build(nil, nil)
 	if err != nil {
 		if !errors.As(err, &es) {
 			t.Fatalf("Build error is %T, not Errors: %v", err, err)
@@ -216,7 +216,7 @@ func FuzzParse(f *testing.F) {
 			if app == nil {
 				t.Fatal("nil App without error")
 			}
-			app.Build(nil)
+			app.Build(nil, nil)
 			return
 		}
 		var es Errors
@@ -255,7 +255,7 @@ options = { port = "tcp:0", root = "data" }
 		t.Fatal(err)
 	}
 	app.Dir = "/srv/app"
-	if _, err := app.Build(nil); err != nil {
+	if _, err := app.Build(nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := pathValues(app)
@@ -266,7 +266,7 @@ options = { port = "tcp:0", root = "data" }
 
 	app, _ = Parse("app.toml", []byte(src))
 	app.Dir, app.Jail = "/srv/app", "/srv/app/jail"
-	_, err = app.Build(nil)
+	_, err = app.Build(nil, nil)
 	if err == nil || err.Error() != `app.toml:9: service "abs": option poem: /etc/poem.txt is outside --chroot /srv/app/jail; the service opens it after the chroot` {
 		t.Fatalf("with a jail: %v", err)
 	}

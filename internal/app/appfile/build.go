@@ -22,10 +22,15 @@ import (
 // grouped services into one collection per group (placed where the group
 // first appears), and checks that no two services listen on one address.
 // It returns the top-level services in file order. Plugins' Build does no
-// I/O, so nothing is bound or opened here.
-func (a *App) Build(log *slog.Logger) ([]service.Service, error) {
+// I/O, so nothing is bound or opened here. env gives each service its
+// environment by name (the runner's settings and metrics); nil gives only
+// the name and log.
+func (a *App) Build(log *slog.Logger, env func(service string) plugins.Env) ([]service.Service, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if env == nil {
+		env = func(name string) plugins.Env { return plugins.Env{Name: name, Log: log} }
 	}
 	var errs Errors
 	errorf := func(line int, format string, args ...any) {
@@ -38,7 +43,7 @@ func (a *App) Build(log *slog.Logger) ([]service.Service, error) {
 		if s.broken {
 			continue
 		}
-		svc, ok := a.buildOne(s, log, errorf)
+		svc, ok := a.buildOne(s, env(s.Name), errorf)
 		if !ok {
 			continue
 		}
@@ -69,7 +74,7 @@ type builtService struct {
 	svc   service.Service
 }
 
-func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ...any)) (service.Service, bool) {
+func (a *App) buildOne(s *Service, env plugins.Env, errorf func(int, string, ...any)) (service.Service, bool) {
 	m, ok := plugins.Lookup(s.Plugin)
 	if !ok {
 		var names []string
@@ -114,7 +119,7 @@ func (a *App) buildOne(s *Service, log *slog.Logger, errorf func(int, string, ..
 			a.paths = append(a.paths, Path{Service: s.Name, Option: f.Name, Line: cmp.Or(given[f.Name], s.Line), Value: f.Value.String(), Use: use})
 		}
 	})
-	svc, err := build(plugins.Env{Name: s.Name, Log: log})
+	svc, err := build(env)
 	if err != nil {
 		errorf(s.Line, "service %q: %v", s.Name, err)
 		return nil, false

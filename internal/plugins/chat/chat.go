@@ -136,7 +136,8 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users,
+			MaxConnections: env.MaxConnections, Metrics: env.Metrics}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -197,6 +198,8 @@ func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log 
 	port := reactor.NewPort("listener", ep, hub, log)
 	port.System = name
 	port.ReadBufferSize = readBufferSize
+	port.MaxConnections = cfg.MaxConnections
+	port.Metrics = cfg.Metrics.Port()
 	c := service.NewCollection(name, log)
 	c.Add(hub)
 	c.Add(port)

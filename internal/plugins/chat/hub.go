@@ -14,6 +14,7 @@ import (
 
 	"github.com/twistd-go/twistd/internal/logging"
 	"github.com/twistd-go/twistd/internal/passwd"
+	"github.com/twistd-go/twistd/internal/plugins"
 	"github.com/twistd-go/twistd/internal/plugins/chat/wire"
 	"github.com/twistd-go/twistd/internal/reactor"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	// UsersFile, if set, is a password file (ID:bcrypt-hash lines): a
 	// verify must then carry the ID's password.
 	UsersFile string
+	// MaxConnections is the runner's --max-connections (0: no limit).
+	MaxConnections int
+	// Metrics counts connections and chat traffic (nil: not counted).
+	Metrics *plugins.Metrics
 }
 
 // DefaultConfig returns the flags' defaults.
@@ -78,8 +83,9 @@ type Hub struct {
 	settle   time.Duration
 	settler  reactor.Timer
 
+	metrics   *metrics     // nil: not counted
 	overflows atomic.Int64 // peers dropped for a full queue, for tests
-	timeouts  atomic.Int64 // peers dropped for silence, for tests
+	timeouts  atomic.Int64 // peers dropped for silence (tests, twistd_chat_heartbeat_timeouts_total)
 	stalls    atomic.Int64 // peers dropped for a stalled frame, for tests
 }
 
@@ -100,6 +106,7 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 	h.warns = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.closes = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.sweep = reactor.NewLoopingCall(clock, h.dropSilent)
+	h.metrics = newMetrics(cfg.Metrics.Registerer(), h)
 	return h
 }
 
@@ -328,8 +335,7 @@ func (h *Hub) deliver(to []wire.ID, m *message) (missed []wire.ID) {
 			continue
 		}
 		seen[id.Key] = true
-		q := h.users[id.Key]
-		if q == nil || !q.send(m.frame(q.loginVersion)) {
+		if !h.relay(h.users[id.Key], m) {
 			missed = append(missed, id)
 		}
 	}
@@ -345,7 +351,7 @@ func (h *Hub) broadcast(from *peer, m *message) {
 	}
 	for _, q := range h.users {
 		if q != from {
-			q.send(m.frame(q.loginVersion))
+			h.relay(q, m)
 		}
 	}
 }

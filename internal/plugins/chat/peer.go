@@ -176,11 +176,23 @@ func (p *peer) drop() {
 // send queues an encoded frame. It never blocks on the network: a peer
 // whose queue would exceed the hub's limit is disconnected. It reports
 // whether the frame was queued.
-func (p *peer) send(frame []byte) bool {
+func (p *peer) send(frame []byte) bool { return p.enqueue(frame) == queued }
+
+// enqueueResult is what became of a frame handed to enqueue.
+type enqueueResult int
+
+const (
+	queued        enqueueResult = iota
+	peerClosing                 // the connection is closing: nothing more is queued
+	queueOverflow               // the frame would overflow the queue: the peer was disconnected
+)
+
+// enqueue is send, saying why a frame was not queued.
+func (p *peer) enqueue(frame []byte) enqueueResult {
 	p.mu.Lock()
 	if p.closed || p.flushClose {
 		p.mu.Unlock()
-		return false
+		return peerClosing
 	}
 	if p.queued+len(frame) > p.hub.cfg.QueueBytes {
 		p.closed = true
@@ -191,7 +203,7 @@ func (p *peer) send(frame []byte) bool {
 		p.hub.overflows.Add(1)
 		p.log.Warn(fmt.Sprintf("outgoing queue full (%d bytes unsent, limit %d): disconnecting slow reader", n, p.hub.cfg.QueueBytes), "id", p.idForLog())
 		p.t.AbortConnection()
-		return false
+		return queueOverflow
 	}
 	p.queue = append(p.queue, frame)
 	p.queued += len(frame)
@@ -201,7 +213,7 @@ func (p *peer) send(frame []byte) bool {
 		go p.drain(p.drained)
 	}
 	p.mu.Unlock()
-	return true
+	return queued
 }
 
 // drain is the peer's writer. It runs only while the queue is non-empty,
@@ -271,6 +283,7 @@ func (p *peer) idForLog() string {
 // handle processes one frame; it returns false to stop decoding.
 func (p *peer) handle(f wire.Frame) bool {
 	p.frames++
+	p.hub.metrics.frame(f.Command)
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.version = f.Version
 	if len(f.Body) > 0 && !utf8.Valid(f.Body) {

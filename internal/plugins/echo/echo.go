@@ -55,6 +55,10 @@ type Config struct {
 	// UDPRate limits the replies to one source address, per second (0: no
 	// limit).
 	UDPRate int
+	// MaxConnections is the runner's --max-connections (0: no limit).
+	MaxConnections int
+	// Metrics counts the TCP port's connections (nil: not counted).
+	Metrics *plugins.Metrics
 }
 
 func options(fs *pflag.FlagSet) plugins.Build {
@@ -82,7 +86,10 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		case *udpRate < 0:
 			return nil, errors.New("invalid value for --udp-rate: must not be negative")
 		}
-		return New(env.Name, Config{Endpoint: ep, UDP: *udp, IdleTimeout: *idle, WriteTimeout: *wt, MaxWaiting: *maxWaiting, UDPRate: *udpRate}, env.Log), nil
+		return New(env.Name, Config{
+			Endpoint: ep, UDP: *udp, IdleTimeout: *idle, WriteTimeout: *wt, MaxWaiting: *maxWaiting, UDPRate: *udpRate,
+			MaxConnections: env.MaxConnections, Metrics: env.Metrics,
+		}, env.Log), nil
 	}
 }
 
@@ -94,6 +101,8 @@ func New(name string, cfg Config, log *slog.Logger) service.Service {
 	port.IdleTimeout = cfg.IdleTimeout
 	port.WriteTimeout = cfg.WriteTimeout
 	port.MaxWaiting = cfg.MaxWaiting
+	port.MaxConnections = cfg.MaxConnections
+	port.Metrics = cfg.Metrics.Port()
 	c := service.NewCollection(name, log)
 	c.Add(port)
 	if cfg.UDP {

@@ -40,7 +40,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 		if err != nil {
 			return nil, err
 		}
-		return New(env.Name, ep, *poem, env.Log), nil
+		return New(env, ep, *poem), nil
 	}
 }
 
@@ -50,9 +50,11 @@ func Endpoint(port, iface string) (reactor.Endpoint, error) {
 	return reactor.PortFlag(port, iface)
 }
 
-// New returns the service tree: the poem (loaded at start) and the port
-// serving it, in that order, like the tutorial's PoetryService + TCPServer.
-func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) service.Service {
+// New returns the service tree named env.Name: the poem (loaded at start)
+// and the port serving it, in that order, like the tutorial's
+// PoetryService + TCPServer.
+func New(env plugins.Env, ep reactor.Endpoint, poemPath string) service.Service {
+	log := env.Log
 	if log == nil {
 		log = slog.Default()
 	}
@@ -60,8 +62,10 @@ func New(name string, ep reactor.Endpoint, poemPath string, log *slog.Logger) se
 	port := reactor.NewPort("listener", ep, reactor.FactoryFunc(func(net.Addr) reactor.Protocol {
 		return &protocol{poem: poem.Bytes()}
 	}), log)
-	port.System = name
-	c := service.NewCollection(name, log)
+	port.System = env.Name
+	port.MaxConnections = env.MaxConnections
+	port.Metrics = env.Metrics.Port()
+	c := service.NewCollection(env.Name, log)
 	c.Add(poem)
 	c.Add(port)
 	return c

@@ -160,6 +160,7 @@ func cmdUser(s *session, arg string) {
 		if first {
 			s.log.Warn("refused USER: too many failed logins from this address (the rest of this lock-out is not logged)", "user", arg)
 		}
+		s.srv.metrics.login(loginRefused)
 		s.quit = true
 		s.reply(421, lockText(wait))
 		s.t.LoseConnection()
@@ -180,6 +181,7 @@ func cmdPass(s *session, arg string) {
 	if s.srv.isAnonymous(name) {
 		s.user, s.anon = name, true
 		s.log.Info("anonymous login", "user", name)
+		s.srv.metrics.login(loginAnonymous)
 		s.reply(230, "Login successful.")
 		return
 	}
@@ -194,6 +196,7 @@ func cmdPass(s *session, arg string) {
 			if first {
 				s.log.Warn("refused PASS: too many failed logins from this address (the rest of this lock-out is not logged)", "user", name)
 			}
+			s.srv.metrics.login(loginRefused)
 			return result{code: 530, text: "Login incorrect.", closeText: lockText(wait)}
 		}
 		ok, err := s.srv.checkPassword(ctx, name, arg)
@@ -205,6 +208,7 @@ func cmdPass(s *session, arg string) {
 			s.srv.loginSucceeded(ip)
 			endTurn()
 			s.log.Info("login", "user", name)
+			s.srv.metrics.login(loginSuccess)
 			s.mu.Lock()
 			s.user, s.fails = name, 0
 			s.mu.Unlock()
@@ -217,6 +221,7 @@ func cmdPass(s *session, arg string) {
 		n := s.fails
 		s.mu.Unlock()
 		s.log.Warn("failed login", "user", name, "peer", ip, "failures", n)
+		s.srv.metrics.login(loginFailure)
 		r := result{code: 530, text: "Login incorrect."}
 		switch {
 		case locked:

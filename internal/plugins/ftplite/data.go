@@ -351,7 +351,7 @@ func cmdRetr(s *session, arg string) {
 	ascii := s.ascii
 	s.startJob("download", true, func(ctx context.Context) result {
 		defer f.Close()
-		return s.download(ctx, d, f, v, fi.Size()-off, ascii)
+		return s.srv.metrics.transfer(ctx, dirDownload, s.download(ctx, d, f, v, fi.Size()-off, ascii))
 	})
 }
 
@@ -386,18 +386,20 @@ func (s *session) download(ctx context.Context, d dataSpec, f *os.File, v string
 // io.LimitedReader, which the kernel serves with sendfile(2): c must stay
 // the bare *net.TCPConn for that, so nothing wraps it here.
 func (s *session) copyOut(ctx context.Context, c net.Conn, src io.Reader) (int64, error) {
-	return s.pump(ctx, c, c, src, c.SetWriteDeadline)
+	return s.pump(ctx, c, c, src, c.SetWriteDeadline, dirDownload)
 }
 
 // copyIn receives from c into f; from a TCP connection into a file the
 // kernel splices.
 func (s *session) copyIn(ctx context.Context, f *os.File, c net.Conn, src io.Reader) (int64, error) {
-	return s.pump(ctx, c, f, src, c.SetReadDeadline)
+	return s.pump(ctx, c, f, src, c.SetReadDeadline, dirUpload)
 }
 
 // pump copies in chunks, pushing the data connection's deadline before
 // each; ending ctx (ABOR, lost session) closes c to interrupt it.
-func (s *session) pump(ctx context.Context, c net.Conn, dst io.Writer, src io.Reader, extend func(time.Time) error) (int64, error) {
+// Each chunk is counted as it goes, so a long transfer shows in the
+// metrics while it runs.
+func (s *session) pump(ctx context.Context, c net.Conn, dst io.Writer, src io.Reader, extend func(time.Time) error, direction string) (int64, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	var total int64
@@ -405,6 +407,7 @@ func (s *session) pump(ctx context.Context, c net.Conn, dst io.Writer, src io.Re
 		extend(time.Now().Add(s.srv.cfg.DataTimeout))
 		n, err := io.CopyN(dst, src, chunk)
 		total += n
+		s.srv.metrics.moved(direction, n)
 		if err == io.EOF {
 			return total, nil
 		}
@@ -514,7 +517,7 @@ func (s *session) startUpload(arg string, appe bool) {
 		s.fsFail("Create file", v, err)
 		return
 	}
-	s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
+	s.startJob("upload", true, func(ctx context.Context) result { return s.srv.metrics.transfer(ctx, dirUpload, s.upload(ctx, d, u)) })
 }
 
 // stouTries bounds the names STOU tries before giving up.
@@ -580,7 +583,7 @@ func cmdStou(s *session, arg string) {
 			s.fsFail("Create file", v, err)
 			return
 		}
-		s.startJob("upload", true, func(ctx context.Context) result { return s.upload(ctx, d, u) })
+		s.startJob("upload", true, func(ctx context.Context) result { return s.srv.metrics.transfer(ctx, dirUpload, s.upload(ctx, d, u)) })
 		return
 	}
 	dir.Close()

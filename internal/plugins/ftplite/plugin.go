@@ -123,6 +123,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 			TLSCert: *cert, TLSKey: *key, TLSRequired: *tlsReq,
 			MaxClients: *maxClients, MaxPerIP: *maxPerIP, IdleTimeout: *idle, DataTimeout: *data, PasvTimeout: *pasvTimeout,
 			LoginDelay: time.Second, MaxLoginFails: 3,
+			MaxConnections: env.MaxConnections, Metrics: env.Metrics,
 		}
 		if cfg.PassiveMin, cfg.PassiveMax, err = parseRange(*passive); err != nil {
 			return nil, err
@@ -195,6 +196,8 @@ func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*ser
 	// its session in a reply write for good; a stall as long as a stalled
 	// transfer's ends it the same way.
 	port.WriteTimeout = cfg.DataTimeout
+	port.MaxConnections = cfg.MaxConnections
+	port.Metrics = cfg.Metrics.Port()
 	c := service.NewCollection(name, log)
 	c.Add(srv)
 	c.Add(port)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/twistd-go/twistd/internal/passwd"
+	"github.com/twistd-go/twistd/internal/plugins"
 )
 
 // Config is the plugin's parsed options.
@@ -42,6 +43,11 @@ type Config struct {
 	LoginDelay time.Duration
 	// MaxLoginFails closes a session after that many failed logins.
 	MaxLoginFails int
+	// MaxConnections is the runner's --max-connections (0: no limit):
+	// clients beyond it wait unread, where MaxClients answers 421.
+	MaxConnections int
+	// Metrics counts connections, logins and transfers (nil: not counted).
+	Metrics *plugins.Metrics
 
 	// uniqueSuffix makes the random part of STOU names; nil means
 	// math/rand/v2's Uint32 (set by newServer). Tests set it to force a
@@ -70,8 +76,9 @@ type server struct {
 	dummy []byte
 	tls   *tls.Config
 
-	seq    atomic.Uint64
-	bcrypt chan struct{} // caps concurrent hash checks: bcrypt is slow on purpose
+	seq     atomic.Uint64
+	bcrypt  chan struct{} // caps concurrent hash checks: bcrypt is slow on purpose
+	metrics *metrics      // nil: not counted
 
 	mu      sync.Mutex
 	clients int
@@ -87,13 +94,15 @@ func newServer(name string, cfg Config, log *slog.Logger) *server {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	return &server{
+	s := &server{
 		cfg: cfg, name: name, log: log,
 		bcrypt: make(chan struct{}, runtime.NumCPU()),
 		perIP:  map[string]int{},
 		fails:  map[string]*failRecord{},
 		turns:  map[string]*turn{},
 	}
+	s.metrics = newMetrics(cfg.Metrics.Registerer(), s)
+	return s
 }
 
 func (s *server) Name() string     { return "jail" }
