@@ -17,7 +17,7 @@ import (
 // regenerate the file with `make api` and say so in the change.
 var public = []string{".", "./plugin", "./service", "./reactor", "./plugins/standard"}
 
-var aliasRE = regexp.MustCompile(`(?m)^type (\w+) = (\w+)\.(\w+)$`)
+var aliasRE = regexp.MustCompile(`(?m)^(?:type )?\t?(\w+) += (\w+)\.(\w+)$`)
 
 var importRE = regexp.MustCompile(`"github.com/twistd-go/twistd/(internal/[\w/]+)"`)
 

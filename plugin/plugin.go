@@ -49,8 +49,16 @@ type Maker = plugins.Maker
 type Build = plugins.Build
 
 // Env is what the runner gives a Build: the name the service must carry
-// (the plugin's, or the one an application file gives it) and its logger.
+// (the plugin's, or the one an application file gives it), its logger,
+// the runner's --max-connections (set it on each Port) and the Metrics to
+// count through.
 type Env = plugins.Env
+
+// Metrics is what one service counts through (Env.Metrics): Port() for
+// the reactor's connection series of its ports, Registerer() for series
+// of its own, every one labelled service="NAME". A nil *Metrics (no
+// --metrics) counts nothing.
+type Metrics = plugins.Metrics
 
 // Command is a tool a plugin offers beside serving, run in the foreground
 // as `twistd PLUGIN NAME ARGS...`.

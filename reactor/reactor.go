@@ -63,6 +63,18 @@ func NewPort(name string, ep Endpoint, f Factory, log *slog.Logger) *Port {
 	return reactor.NewPort(name, ep, f, log)
 }
 
+// PortMetrics are a Port's connection series (Port.Metrics; from
+// plugin.Env.Metrics.Port()); nil counts nothing.
+type PortMetrics = reactor.PortMetrics
+
+// Counter, Gauge and Observer are what PortMetrics count with; the
+// Prometheus client's types satisfy them.
+type (
+	Counter  = reactor.Counter
+	Gauge    = reactor.Gauge
+	Observer = reactor.Observer
+)
+
 // Protocol receives the events of one connection.
 type Protocol = reactor.Protocol
 
