@@ -12,13 +12,13 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/twistd-go/twistd/internal/plugins"
-	"github.com/twistd-go/twistd/internal/reactor"
-	"github.com/twistd-go/twistd/internal/service"
+	"github.com/twistd-go/twistd/plugin"
+	"github.com/twistd-go/twistd/reactor"
+	"github.com/twistd-go/twistd/service"
 )
 
 func init() {
-	plugins.Register(plugins.Maker{
+	plugin.Register(plugin.Maker{
 		Name:        "echo",
 		Description: "an echo service (RFC 862): sends back every byte it receives",
 		Long: `Sends back every byte a TCP client sends (RFC 862). With --udp it also
@@ -58,10 +58,10 @@ type Config struct {
 	// MaxConnections is the runner's --max-connections (0: no limit).
 	MaxConnections int
 	// Metrics counts the TCP port's connections (nil: not counted).
-	Metrics *plugins.Metrics
+	Metrics *plugin.Metrics
 }
 
-func options(fs *pflag.FlagSet) plugins.Build {
+func options(fs *pflag.FlagSet) plugin.Build {
 	port := fs.StringP("port", "p", "8000", "port number or endpoint to listen on")
 	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
 	udp := fs.Bool("udp", false, "also echo UDP datagrams on the same port")
@@ -69,7 +69,7 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	wt := fs.Duration("write-timeout", time.Minute, "close a connection whose client reads nothing of the echo for this long (0 = never)")
 	maxWaiting := fs.Int("max-waiting", 0, "with the runner's --max-connections: close new clients when this many already wait (0 = bounded by the descriptor limit)")
 	udpRate := fs.Int("udp-rate", 100, "with --udp: answer at most this many datagrams a second from one source address (0 = no limit)")
-	return func(env plugins.Env) (service.Service, error) {
+	return func(env plugin.Env) (service.Service, error) {
 		ep, err := reactor.PortFlag(*port, *iface)
 		if err != nil {
 			return nil, err

@@ -11,13 +11,13 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/twistd-go/twistd/internal/plugins"
-	"github.com/twistd-go/twistd/internal/reactor"
-	"github.com/twistd-go/twistd/internal/service"
+	"github.com/twistd-go/twistd/plugin"
+	"github.com/twistd-go/twistd/reactor"
+	"github.com/twistd-go/twistd/service"
 )
 
 func init() {
-	plugins.Register(plugins.Maker{
+	plugin.Register(plugin.Maker{
 		Name:        "fastpoetry",
 		Description: "a fast poetry service: sends the poem to every client, then closes",
 		Long: `Serves the poem file to every TCP connection, then closes it. The poem is
@@ -29,13 +29,13 @@ unix:/run/poetry.sock.`,
 	})
 }
 
-func options(fs *pflag.FlagSet) plugins.Build {
+func options(fs *pflag.FlagSet) plugin.Build {
 	port := fs.StringP("port", "p", "10000", "port number or endpoint to listen on")
 	poem := fs.String("poem", "", "file holding the poem to serve (required)")
 	iface := fs.String("iface", "localhost", "interface to listen on when --port is a number")
-	plugins.MarkRequired(fs, "poem")
-	plugins.MarkPath(fs, "poem", plugins.PathUse{Max: MaxPoem})
-	return func(env plugins.Env) (service.Service, error) {
+	plugin.MarkRequired(fs, "poem")
+	plugin.MarkPath(fs, "poem", plugin.PathUse{Max: MaxPoem})
+	return func(env plugin.Env) (service.Service, error) {
 		ep, err := Endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
@@ -53,7 +53,7 @@ func Endpoint(port, iface string) (reactor.Endpoint, error) {
 // New returns the service tree named env.Name: the poem (loaded at start)
 // and the port serving it, in that order, like the tutorial's
 // PoetryService + TCPServer.
-func New(env plugins.Env, ep reactor.Endpoint, poemPath string) service.Service {
+func New(env plugin.Env, ep reactor.Endpoint, poemPath string) service.Service {
 	log := env.Log
 	if log == nil {
 		log = slog.Default()
@@ -90,7 +90,7 @@ func (p *Poem) Describe() string { return p.path }
 
 // Start reads the poem: a regular file of at most MaxPoem bytes.
 func (p *Poem) Start(context.Context) error {
-	b, err := plugins.ReadFile(p.path, MaxPoem)
+	b, err := plugin.ReadFile(p.path, MaxPoem)
 	if err != nil {
 		return fmt.Errorf("poem %s: %w", p.path, err)
 	}
