@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -131,12 +132,14 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
 	users := fs.String("users", "", "password file of ID:bcrypt-hash lines; a verify must then carry the ID's password")
 	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
+	redisURL := fs.String("redis", "", "join the instances sharing this Redis: redis://[user:password@]host:port/db, rediss:// for TLS, ?master_name=M for a Sentinel")
+	ttl := fs.Duration("presence-ttl", def.PresenceTTL, "with --redis: how long an instance's users stay online after it stops renewing them (renewed every third of it)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
 		}
-		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users}
+		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users, Redis: *redisURL, PresenceTTL: *ttl}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -156,6 +159,13 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
 	case c.MaxErrors < 0:
 		return fmt.Errorf("invalid value %d for --max-errors: must be 0 or more", c.MaxErrors)
+	case c.Redis != "" && c.PresenceTTL < 300*time.Millisecond:
+		return fmt.Errorf("invalid value %v for --presence-ttl: must be at least 300ms", c.PresenceTTL)
+	}
+	if c.Redis != "" {
+		if _, err := parseRedis(c.Redis); err != nil {
+			return fmt.Errorf("invalid value for --redis: %w", err)
+		}
 	}
 	return nil
 }
@@ -198,6 +208,11 @@ func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log 
 	port.System = name
 	port.ReadBufferSize = readBufferSize
 	c := service.NewCollection(name, log)
+	if t, err := parseRedis(cfg.Redis); cfg.Redis != "" && err == nil {
+		rc := newRedisCluster(hub, t, cfg.PresenceTTL, log)
+		hub.cluster = rc
+		c.Add(rc)
+	}
 	c.Add(hub)
 	c.Add(port)
 	return &Server{Collection: c, Hub: hub, Port: port}
