@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ type redisCluster struct {
 	changed sync.Mutex
 
 	wake   chan struct{} // asks the renewal loop to run now
+	outbox chan outgoing
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -125,6 +127,7 @@ func newRedisCluster(hub *Hub, t redisTarget, ttl time.Duration, log *slog.Logge
 	return &redisCluster{
 		hub: hub, log: log.With("system", hub.name), addr: t.String(), rdb: t.client(),
 		self: hex.EncodeToString(b[:]), ttl: ttl, wake: make(chan struct{}, 1),
+		outbox: make(chan outgoing, outboxSize),
 		policy: reactor.BackoffPolicy(100*time.Millisecond, 2, ttl/3, nil),
 	}
 }
@@ -162,6 +165,7 @@ func (r *redisCluster) Start(ctx context.Context) error {
 	r.cancel = stop
 	r.wg.Go(func() { r.receive(run, ps) })
 	r.wg.Go(func() { r.renewLoop(run) })
+	r.wg.Go(func() { r.publishLoop(run) })
 	r.log.Info(fmt.Sprintf("joined the instances on redis %s as instance %s; presence expires %v after an instance stops renewing it", r.addr, r.self, r.ttl))
 	return nil
 }
@@ -255,59 +259,181 @@ func (r *redisCluster) release(id, token string) {
 	}
 }
 
+// routeScript delivers one message to the instances holding its
+// recipients in one round trip: it looks up each recipient's session,
+// publishes one envelope per instance holding some, and returns the
+// (1-based) positions of the recipients reached nowhere: offline, here
+// (dropped since the local lookup), or on an instance nobody subscribes
+// for (it died before its keys expired).
+// KEYS: presence keys; ARGV: this instance, channel prefix, cmd, body,
+// sender ID, sender token, then the recipients' raw IDs.
+const routeSource = `local by, order, missed = {}, {}, {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  local inst = v and string.match(v, '^[^:]*')
+  if not inst or inst == ARGV[1] then
+    table.insert(missed, i)
+  else
+    if not by[inst] then by[inst] = {}; table.insert(order, inst) end
+    table.insert(by[inst], i)
+  end
+end
+for _, inst in ipairs(order) do
+  local to = {}
+  for _, i in ipairs(by[inst]) do table.insert(to, ARGV[6 + i]) end
+  local e = '{"op":"msg","cmd":' .. ARGV[3] .. ',"body":' .. ARGV[4] .. ',"id":' .. cjson.encode(ARGV[5]) ..
+    ',"token":' .. cjson.encode(ARGV[6]) .. ',"to":[' .. table.concat(to, ',') .. ']}'
+  if redis.call('PUBLISH', ARGV[2] .. inst, e) == 0 then
+    for _, i in ipairs(by[inst]) do table.insert(missed, i) end
+  end
+end
+return missed`
+
+var routeScript = redis.NewScript(routeSource)
+
+// outgoing is one message waiting in the outbox: a broadcast if to is
+// nil, else a direct or group message from session token of ID from.
+type outgoing struct {
+	cmd         uint32
+	body        []byte
+	to          []wire.ID
+	from, token string
+}
+
+// outboxSize bounds the messages waiting to be published; a sender
+// finding it full waits (its connection is then not read), which is the
+// back-pressure a slow Redis exerts.
+const outboxSize = 8192
+
+// maxBatch bounds the messages published in one pipeline.
+const maxBatch = 512
+
 func (r *redisCluster) deliver(to []wire.ID, m *message, from, token string) []wire.ID {
 	if !r.up.Load() {
 		return to
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
-	defer cancel()
-	keys := make([]string, len(to))
-	for i, id := range to {
-		keys[i] = r.userKey(id.Key)
-	}
-	owners, err := r.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		r.down(err)
-		return to
-	}
-	var missed []wire.ID
-	byInst := map[string][]int{}
-	var order []string
-	for i, o := range owners {
-		s, _ := o.(string)
-		inst := instanceOf(s)
-		if s == "" || inst == r.self {
-			// Offline, or here but dropped since the local lookup.
-			missed = append(missed, to[i])
-			continue
-		}
-		if byInst[inst] == nil {
-			order = append(order, inst)
-		}
-		byInst[inst] = append(byInst[inst], i)
-	}
-	for _, inst := range order {
-		e := &envelope{Op: "msg", Cmd: m.cmd, Body: m.body, ID: from, Token: token}
-		for _, i := range byInst[inst] {
-			e.To = append(e.To, to[i].Raw)
-		}
-		if n, err := r.publish(ctx, r.channel(inst), e); err != nil || n == 0 {
-			// No subscriber: the instance died before its keys expired.
-			for _, i := range byInst[inst] {
-				missed = append(missed, to[i])
-			}
-		}
-	}
-	return missed
+	r.outbox <- outgoing{cmd: m.cmd, body: m.body, to: slices.Clone(to), from: from, token: token}
+	return nil
 }
 
 func (r *redisCluster) broadcast(m *message) {
-	if !r.up.Load() {
+	if r.up.Load() {
+		r.outbox <- outgoing{cmd: m.cmd, body: m.body}
+	}
+}
+
+// publishLoop empties the outbox: what is queued goes out in one
+// pipeline, in queue order, so one sender's messages to one recipient
+// stay in order (one connection, and Redis runs a pipeline in order).
+// Senders never wait on the network; recipients found missing are
+// reported back to their senders (410) once the pipeline's answer is in.
+func (r *redisCluster) publishLoop(ctx context.Context) {
+	batch := make([]outgoing, 0, maxBatch)
+	for {
+		select {
+		case o := <-r.outbox:
+			batch = append(batch[:0], o)
+		case <-ctx.Done():
+			// What senders queued before the stop still goes out.
+			for {
+				select {
+				case o := <-r.outbox:
+					batch = append(batch, o)
+					continue
+				default:
+				}
+				break
+			}
+			flush, cancel := context.WithTimeout(context.Background(), redisTimeout)
+			r.publishBatch(flush, batch)
+			cancel()
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-r.outbox:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		r.publishBatch(ctx, batch)
+		clear(batch)
+	}
+}
+
+func (r *redisCluster) publishBatch(ctx context.Context, batch []outgoing) {
+	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	r.publish(ctx, allChannel, &envelope{Op: "all", Cmd: m.cmd, Body: m.body, Origin: r.self})
+	var cmds []redis.Cmder
+	var err error
+	if r.up.Load() {
+		cmds, err = r.pipeline(ctx, batch)
+		if err != nil && !isRedisError(err) {
+			r.down(err)
+			cmds = nil
+		}
+	}
+	for i, o := range batch {
+		if o.to == nil {
+			continue
+		}
+		var missed []json.RawMessage
+		idx, ierr := []int64(nil), errors.New("not sent")
+		if cmds != nil {
+			idx, ierr = cmds[len(cmds)-len(batch)+i].(*redis.Cmd).Int64Slice()
+		}
+		if ierr != nil {
+			for _, id := range o.to {
+				missed = append(missed, id.Raw)
+			}
+		}
+		for _, j := range idx {
+			missed = append(missed, o.to[j-1].Raw)
+		}
+		if len(missed) > 0 {
+			r.hub.undelivered(o.from, o.token, missed)
+		}
+	}
+}
+
+// pipeline sends batch as one pipeline: the route script for direct
+// messages, PUBLISH for broadcasts. The script is loaded first in every
+// pipeline that uses it (one command per batch, not per message), so a
+// restarted Redis that forgot it never fails a message. The last
+// len(batch) commands answer batch in order.
+func (r *redisCluster) pipeline(ctx context.Context, batch []outgoing) ([]redis.Cmder, error) {
+	pipe := r.rdb.Pipeline()
+	if slices.ContainsFunc(batch, func(o outgoing) bool { return o.to != nil }) {
+		pipe.ScriptLoad(ctx, routeSource)
+	}
+	for _, o := range batch {
+		if o.to == nil {
+			b, _ := json.Marshal(&envelope{Op: "all", Cmd: o.cmd, Body: o.body, Origin: r.self})
+			pipe.Publish(ctx, allChannel, b)
+			continue
+		}
+		keys := make([]string, len(o.to))
+		args := make([]any, 0, 6+len(o.to))
+		args = append(args, r.self, redisPrefix+"inst:", o.cmd, o.body, o.from, o.token)
+		for i, id := range o.to {
+			keys[i] = r.userKey(id.Key)
+			args = append(args, []byte(id.Raw))
+		}
+		routeScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	return pipe.Exec(ctx)
+}
+
+// isRedisError tells an error reply (Redis answered) from a failed
+// connection.
+func isRedisError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }
 
 // receive handles what other instances publish, in the order Redis
