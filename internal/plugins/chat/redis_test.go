@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -224,9 +226,10 @@ func TestRedisAcrossInstances(t *testing.T) {
 
 // TestRedisReplaceAcrossInstances logs one ID in on two instances: the
 // older session gets 409 and is closed, the newer receives its messages.
+// The TTL is long, so the renewal (every 20 s) cannot be what closes it.
 func TestRedisReplaceAcrossInstances(t *testing.T) {
 	r := startRedis(t)
-	a, b := startInstance(t, r), startInstance(t, r)
+	a, b := startInstance(t, r, "--presence-ttl", "60s"), startInstance(t, r, "--presence-ttl", "60s")
 	old := goClient(t, a.addr, `"dave"`)
 	newer := goClient(t, b.addr, `"dave"`)
 	select {
@@ -390,4 +393,22 @@ func TestRedisInProcess(t *testing.T) {
 	carol.expectError(1, wire.CodeReplaced)
 	carol.expectClosed()
 	logsB.waitLog(t, "ID logged in on another instance")
+}
+
+// TestRedisApplicationFile: redis is one of chat's options in an
+// application file too.
+func TestRedisApplicationFile(t *testing.T) {
+	r := startRedis(t)
+	dir := t.TempDir()
+	app := fmt.Sprintf("[[service]]\nplugin = \"chat\"\n[service.options]\nport = \"tcp:0:interface=127.0.0.1\"\nredis = %q\n", r.url())
+	if err := os.WriteFile(filepath.Join(dir, "app.toml"), []byte(app), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testutil.Start(t, dir, "-n", "--logfile", "-", "-y", "app.toml")
+	p.WaitFor(t, fmt.Sprintf("joined the instances on redis 127.0.0.1:%d", r.port), wait)
+	b := startInstance(t, r)
+	alice := loggedIn(t, p.ListenAddr(t), `"alice"`)[0]
+	bob := loggedIn(t, b.addr, `"bob"`)[0]
+	bob.send(1, wire.CmdSingle, `{"chat_from":"bob","chat_to":"alice","chat_content":"from the command line"}`)
+	alice.expect(1, wire.CmdSingle+100)
 }
