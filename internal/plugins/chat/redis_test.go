@@ -412,3 +412,25 @@ func TestRedisApplicationFile(t *testing.T) {
 	bob.send(1, wire.CmdSingle, `{"chat_from":"bob","chat_to":"alice","chat_content":"from the command line"}`)
 	alice.expect(1, wire.CmdSingle+100)
 }
+
+// TestRedisSubscriptionGap kills only the instances' subscriptions (as
+// Redis does to a subscriber past its output buffer limit): each instance
+// logs the gap, resubscribes, and messages flow again.
+func TestRedisSubscriptionGap(t *testing.T) {
+	r := startRedis(t)
+	a, b := startInstance(t, r), startInstance(t, r)
+	alice := loggedIn(t, a.addr, `"alice"`)[0]
+	bob := loggedIn(t, b.addr, `"bob"`)[0]
+	rc := r.client()
+	defer rc.Close()
+	if n, err := rc.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result(); err != nil || n != 2 {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %d %v, want 2 killed", n, err)
+	}
+	a.WaitFor(t, "redis subscription renewed after a gap", wait)
+	b.WaitFor(t, "redis subscription renewed after a gap", wait)
+	b.WaitFor(t, "reachable again", wait)
+	alice.send(1, wire.CmdSingle, `{"chat_from":"alice","chat_to":"bob","chat_content":"after the gap"}`)
+	if m := bob.expect(1, wire.CmdSingle+100); m["chat_content"] != "after the gap" {
+		t.Fatalf("bob got %v", m)
+	}
+}
