@@ -40,14 +40,15 @@
 // of it. A login sets the key (SET ... GET) before it is answered; if it
 // named a session on another instance, that instance is told to close it
 // (409). Direct and group messages for recipients not logged in here go
-// through an outbox: one goroutine publishes what is queued in one
-// pipeline, one script call per message that looks up the recipients and
-// publishes one envelope per instance holding some. Broadcasts are one
-// PUBLISH per message, each instance fanning out to its own users.
-// Heartbeats, time-outs and the send queues stay local. One sender's
-// messages to one recipient stay in order: one queue, one connection,
-// and Redis runs a pipeline in order and delivers a subscription in
-// publish order.
+// through an outbox, so a sender never waits on Redis: one goroutine
+// takes what is queued and sends it in two pipelines, an MGET of each
+// message's recipients' sessions, then one PUBLISH per instance holding
+// some of them, to that instance's channel. Broadcasts are one PUBLISH
+// per message (in the second pipeline, in queue order), each instance
+// fanning out to its own users. Heartbeats, time-outs and the send
+// queues stay local. One sender's messages to one recipient stay in
+// order: one queue, one publishing connection at a time, pipelines run
+// in order, and a subscriber receives in publish order.
 //
 // What is at most once: Redis pub/sub. A message published while the
 // receiving instance's subscription is down (Redis restarting, the

@@ -61,6 +61,11 @@ type redisCluster struct {
 	// changed serialises the "down" and "back" lines.
 	changed sync.Mutex
 
+	// psMu guards ps, the subscription, so that Stop can close it under
+	// a read that would otherwise wait out its timeout.
+	psMu sync.Mutex
+	ps   *redis.PubSub
+
 	wake   chan struct{} // asks the renewal loop to run now
 	outbox chan outgoing
 	cancel context.CancelFunc
@@ -161,6 +166,7 @@ func (r *redisCluster) Start(ctx context.Context) error {
 	}
 	r.subscribed.Store(true)
 	r.up.Store(true)
+	r.ps = ps
 	run, stop := context.WithCancel(context.Background())
 	r.cancel = stop
 	r.wg.Go(func() { r.receive(run, ps) })
@@ -175,6 +181,9 @@ func (r *redisCluster) Start(ctx context.Context) error {
 func (r *redisCluster) Stop(context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
+		r.psMu.Lock()
+		r.ps.Close()
+		r.psMu.Unlock()
 		r.wg.Wait()
 	}
 	return r.rdb.Close()
@@ -259,38 +268,6 @@ func (r *redisCluster) release(id, token string) {
 	}
 }
 
-// routeScript delivers one message to the instances holding its
-// recipients in one round trip: it looks up each recipient's session,
-// publishes one envelope per instance holding some, and returns the
-// (1-based) positions of the recipients reached nowhere: offline, here
-// (dropped since the local lookup), or on an instance nobody subscribes
-// for (it died before its keys expired).
-// KEYS: presence keys; ARGV: this instance, channel prefix, cmd, body,
-// sender ID, sender token, then the recipients' raw IDs.
-const routeSource = `local by, order, missed = {}, {}, {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  local inst = v and string.match(v, '^[^:]*')
-  if not inst or inst == ARGV[1] then
-    table.insert(missed, i)
-  else
-    if not by[inst] then by[inst] = {}; table.insert(order, inst) end
-    table.insert(by[inst], i)
-  end
-end
-for _, inst in ipairs(order) do
-  local to = {}
-  for _, i in ipairs(by[inst]) do table.insert(to, ARGV[6 + i]) end
-  local e = '{"op":"msg","cmd":' .. ARGV[3] .. ',"body":' .. ARGV[4] .. ',"id":' .. cjson.encode(ARGV[5]) ..
-    ',"token":' .. cjson.encode(ARGV[6]) .. ',"to":[' .. table.concat(to, ',') .. ']}'
-  if redis.call('PUBLISH', ARGV[2] .. inst, e) == 0 then
-    for _, i in ipairs(by[inst]) do table.insert(missed, i) end
-  end
-end
-return missed`
-
-var routeScript = redis.NewScript(routeSource)
-
 // outgoing is one message waiting in the outbox: a broadcast if to is
 // nil, else a direct or group message from session token of ID from.
 type outgoing struct {
@@ -363,70 +340,109 @@ func (r *redisCluster) publishLoop(ctx context.Context) {
 	}
 }
 
+// publishBatch publishes batch in two pipelines: one MGET per direct
+// message for its recipients' sessions, then, in batch order, one
+// PUBLISH per broadcast and one per instance holding recipients of a
+// direct message. Recipients reached nowhere (no session, a session
+// here that is gone since the local lookup, or an instance nobody
+// subscribes for: it died before its keys expired) are reported to their
+// sender. Two plain commands per message cost Redis less than a script.
 func (r *redisCluster) publishBatch(ctx context.Context, batch []outgoing) {
 	if len(batch) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	var cmds []redis.Cmder
-	var err error
-	if r.up.Load() {
-		cmds, err = r.pipeline(ctx, batch)
-		if err != nil && !isRedisError(err) {
-			r.down(err)
-			cmds = nil
-		}
+	missed := make([][]json.RawMessage, len(batch))
+	if err := r.route(ctx, batch, missed); err != nil && !errors.Is(err, errDown) && !isRedisError(err) {
+		r.down(err)
 	}
 	for i, o := range batch {
-		if o.to == nil {
-			continue
-		}
-		var missed []json.RawMessage
-		idx, ierr := []int64(nil), errors.New("not sent")
-		if cmds != nil {
-			idx, ierr = cmds[len(cmds)-len(batch)+i].(*redis.Cmd).Int64Slice()
-		}
-		if ierr != nil {
-			for _, id := range o.to {
-				missed = append(missed, id.Raw)
-			}
-		}
-		for _, j := range idx {
-			missed = append(missed, o.to[j-1].Raw)
-		}
-		if len(missed) > 0 {
-			r.hub.undelivered(o.from, o.token, missed)
+		if len(missed[i]) > 0 {
+			r.hub.undelivered(o.from, o.token, missed[i])
 		}
 	}
 }
 
-// pipeline sends batch as one pipeline: the route script for direct
-// messages, PUBLISH for broadcasts. The script is loaded first in every
-// pipeline that uses it (one command per batch, not per message), so a
-// restarted Redis that forgot it never fails a message. The last
-// len(batch) commands answer batch in order.
-func (r *redisCluster) pipeline(ctx context.Context, batch []outgoing) ([]redis.Cmder, error) {
-	pipe := r.rdb.Pipeline()
-	if slices.ContainsFunc(batch, func(o outgoing) bool { return o.to != nil }) {
-		pipe.ScriptLoad(ctx, routeSource)
+// errDown is route's answer while Redis is known to be unreachable.
+var errDown = errors.New("redis unreachable")
+
+// route does publishBatch's work, recording in missed[i] the recipients
+// of batch[i] not reached; on an error every direct message counts as
+// not delivered.
+func (r *redisCluster) route(ctx context.Context, batch []outgoing, missed [][]json.RawMessage) (err error) {
+	defer func() {
+		if err != nil {
+			for i, o := range batch {
+				missed[i] = missed[i][:0]
+				for _, id := range o.to {
+					missed[i] = append(missed[i], id.Raw)
+				}
+			}
+		}
+	}()
+	if !r.up.Load() {
+		return errDown
 	}
-	for _, o := range batch {
+	lookups := make([]*redis.SliceCmd, len(batch))
+	pipe := r.rdb.Pipeline()
+	for i, o := range batch {
+		if o.to == nil {
+			continue
+		}
+		keys := make([]string, len(o.to))
+		for j, id := range o.to {
+			keys[j] = r.userKey(id.Key)
+		}
+		lookups[i] = pipe.MGet(ctx, keys...)
+	}
+	if pipe.Len() > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+	}
+	// Per published envelope, the batch entry and recipients it carries.
+	type sent struct {
+		i   int
+		to  []json.RawMessage
+		cmd *redis.IntCmd
+	}
+	var pubs []sent
+	pipe = r.rdb.Pipeline()
+	for i, o := range batch {
 		if o.to == nil {
 			b, _ := json.Marshal(&envelope{Op: "all", Cmd: o.cmd, Body: o.body, Origin: r.self})
 			pipe.Publish(ctx, allChannel, b)
 			continue
 		}
-		keys := make([]string, len(o.to))
-		args := make([]any, 0, 6+len(o.to))
-		args = append(args, r.self, redisPrefix+"inst:", o.cmd, o.body, o.from, o.token)
-		for i, id := range o.to {
-			keys[i] = r.userKey(id.Key)
-			args = append(args, []byte(id.Raw))
+		byInst := map[string][]json.RawMessage{}
+		var order []string
+		for j, v := range lookups[i].Val() {
+			s, _ := v.(string)
+			inst := instanceOf(s)
+			if s == "" || inst == r.self {
+				missed[i] = append(missed[i], o.to[j].Raw)
+				continue
+			}
+			if byInst[inst] == nil {
+				order = append(order, inst)
+			}
+			byInst[inst] = append(byInst[inst], o.to[j].Raw)
 		}
-		routeScript.EvalSha(ctx, pipe, keys, args...)
+		for _, inst := range order {
+			b, _ := json.Marshal(&envelope{Op: "msg", Cmd: o.cmd, Body: o.body, To: byInst[inst], ID: o.from, Token: o.token})
+			pubs = append(pubs, sent{i, byInst[inst], pipe.Publish(ctx, r.channel(inst), b)})
+		}
 	}
-	return pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for _, p := range pubs {
+		if p.cmd.Val() == 0 {
+			missed[p.i] = append(missed[p.i], p.to...)
+		}
+	}
+	return nil
 }
 
 // isRedisError tells an error reply (Redis answered) from a failed
@@ -441,7 +457,6 @@ func isRedisError(err error) bool {
 // go-redis redials and resubscribes by itself after an error; a
 // resubscription means messages published meanwhile were lost.
 func (r *redisCluster) receive(ctx context.Context, ps *redis.PubSub) {
-	defer func() { ps.Close() }()
 	idle, failures, confirmed := 0, 0, 0
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, r.ttl/3)
@@ -467,8 +482,15 @@ func (r *redisCluster) receive(ctx context.Context, ps *redis.PubSub) {
 			}
 			failures++
 			if ne != nil && ne.Timeout() {
+				r.psMu.Lock()
+				if ctx.Err() != nil { // Stop has closed ps
+					r.psMu.Unlock()
+					return
+				}
 				ps.Close()
 				ps = r.rdb.Subscribe(ctx, r.channel(r.self), allChannel)
+				r.ps = ps
+				r.psMu.Unlock()
 			}
 			continue
 		}
