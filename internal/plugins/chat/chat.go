@@ -41,11 +41,11 @@
 // named a session on another instance, that instance is told to close it
 // (409). Direct and group messages for recipients not logged in here go
 // through an outbox, so a sender never waits on Redis: one goroutine
-// takes what is queued and sends it in two pipelines, an MGET of each
-// message's recipients' sessions, then one PUBLISH per instance holding
-// some of them, to that instance's channel. Broadcasts are one PUBLISH
-// per message (in the second pipeline, in queue order), each instance
-// fanning out to its own users. Heartbeats, time-outs and the send
+// takes what is queued (up to 512 messages): one MGET of all their
+// recipients' sessions, then one pipeline of publishes: the direct
+// messages for one instance as one publish to its channel (a JSON array
+// of envelopes), each broadcast as one publish to the common channel,
+// each instance fanning out to its own users. Heartbeats, time-outs and the send
 // queues stay local. One sender's messages to one recipient stay in
 // order: one queue, one publishing connection at a time, pipelines run
 // in order, and a subscriber receives in publish order.

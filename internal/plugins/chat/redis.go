@@ -219,7 +219,7 @@ type envelope struct {
 }
 
 func (r *redisCluster) publish(ctx context.Context, channel string, e *envelope) (int64, error) {
-	b, _ := json.Marshal(e)
+	b, _ := json.Marshal([]*envelope{e})
 	n, err := r.rdb.Publish(ctx, channel, b).Result()
 	if err != nil {
 		r.down(err)
@@ -340,13 +340,10 @@ func (r *redisCluster) publishLoop(ctx context.Context) {
 	}
 }
 
-// publishBatch publishes batch in two pipelines: one MGET per direct
-// message for its recipients' sessions, then, in batch order, one
-// PUBLISH per broadcast and one per instance holding recipients of a
-// direct message. Recipients reached nowhere (no session, a session
-// here that is gone since the local lookup, or an instance nobody
-// subscribes for: it died before its keys expired) are reported to their
-// sender. Two plain commands per message cost Redis less than a script.
+// publishBatch publishes batch (see route) and reports recipients
+// reached nowhere (no session, a session here that is gone since the
+// local lookup, or an instance nobody subscribes for: it died before its
+// keys expired) to their senders as 410.
 func (r *redisCluster) publishBatch(ctx context.Context, batch []outgoing) {
 	if len(batch) == 0 {
 		return
@@ -367,9 +364,17 @@ func (r *redisCluster) publishBatch(ctx context.Context, batch []outgoing) {
 // errDown is route's answer while Redis is known to be unreachable.
 var errDown = errors.New("redis unreachable")
 
+// maxEnvelopes bounds the bytes of one publish: Redis disconnects a
+// subscriber whose output buffer passes 8 MiB for 60 s or 32 MiB at once
+// (client-output-buffer-limit pubsub), which would be a gap.
+const maxEnvelopes = 256 << 10
+
 // route does publishBatch's work, recording in missed[i] the recipients
 // of batch[i] not reached; on an error every direct message counts as
-// not delivered.
+// not delivered. One MGET looks up every recipient of the batch; then
+// the direct messages for one instance go out as one publish (a JSON
+// array of envelopes, in batch order), flushed before each broadcast so
+// that one sender's direct messages and broadcasts keep their order.
 func (r *redisCluster) route(ctx context.Context, batch []outgoing, missed [][]json.RawMessage) (err error) {
 	defer func() {
 		if err != nil {
@@ -384,62 +389,99 @@ func (r *redisCluster) route(ctx context.Context, batch []outgoing, missed [][]j
 	if !r.up.Load() {
 		return errDown
 	}
-	lookups := make([]*redis.SliceCmd, len(batch))
-	pipe := r.rdb.Pipeline()
-	for i, o := range batch {
-		if o.to == nil {
-			continue
+	var keys []string
+	for _, o := range batch {
+		for _, id := range o.to {
+			keys = append(keys, r.userKey(id.Key))
 		}
-		keys := make([]string, len(o.to))
-		for j, id := range o.to {
-			keys[j] = r.userKey(id.Key)
-		}
-		lookups[i] = pipe.MGet(ctx, keys...)
 	}
-	if pipe.Len() > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
+	var owners []any
+	if len(keys) > 0 {
+		if owners, err = r.rdb.MGet(ctx, keys...).Result(); err != nil {
 			return err
 		}
 	}
-	// Per published envelope, the batch entry and recipients it carries.
+	// part is what one publish carries for batch[i]: recipients to.
+	type part struct {
+		i  int
+		to []json.RawMessage
+	}
+	type pending struct {
+		envs  []envelope
+		parts []part
+		size  int
+	}
 	type sent struct {
-		i   int
-		to  []json.RawMessage
-		cmd *redis.IntCmd
+		cmd   *redis.IntCmd
+		parts []part
 	}
 	var pubs []sent
-	pipe = r.rdb.Pipeline()
+	byInst := map[string]*pending{}
+	var order []string
+	pipe := r.rdb.Pipeline()
+	publish := func(inst string) {
+		p := byInst[inst]
+		b, _ := json.Marshal(p.envs)
+		pubs = append(pubs, sent{pipe.Publish(ctx, r.channel(inst), b), p.parts})
+		delete(byInst, inst)
+	}
+	flush := func() {
+		for _, inst := range order {
+			if byInst[inst] != nil {
+				publish(inst)
+			}
+		}
+		order = order[:0]
+	}
+	k := 0
 	for i, o := range batch {
 		if o.to == nil {
-			b, _ := json.Marshal(&envelope{Op: "all", Cmd: o.cmd, Body: o.body, Origin: r.self})
+			flush()
+			b, _ := json.Marshal([]envelope{{Op: "all", Cmd: o.cmd, Body: o.body, Origin: r.self}})
 			pipe.Publish(ctx, allChannel, b)
 			continue
 		}
-		byInst := map[string][]json.RawMessage{}
-		var order []string
-		for j, v := range lookups[i].Val() {
-			s, _ := v.(string)
+		mine := map[string][]json.RawMessage{}
+		var insts []string
+		for _, id := range o.to {
+			s, _ := owners[k].(string)
+			k++
 			inst := instanceOf(s)
 			if s == "" || inst == r.self {
-				missed[i] = append(missed[i], o.to[j].Raw)
+				missed[i] = append(missed[i], id.Raw)
 				continue
 			}
-			if byInst[inst] == nil {
+			if mine[inst] == nil {
+				insts = append(insts, inst)
+			}
+			mine[inst] = append(mine[inst], id.Raw)
+		}
+		for _, inst := range insts {
+			p := byInst[inst]
+			if p == nil {
+				p = &pending{}
+				byInst[inst] = p
 				order = append(order, inst)
 			}
-			byInst[inst] = append(byInst[inst], o.to[j].Raw)
+			p.envs = append(p.envs, envelope{Op: "msg", Cmd: o.cmd, Body: o.body, To: mine[inst], ID: o.from, Token: o.token})
+			p.parts = append(p.parts, part{i, mine[inst]})
+			if p.size += len(o.body); p.size > maxEnvelopes {
+				publish(inst)
+			}
 		}
-		for _, inst := range order {
-			b, _ := json.Marshal(&envelope{Op: "msg", Cmd: o.cmd, Body: o.body, To: byInst[inst], ID: o.from, Token: o.token})
-			pubs = append(pubs, sent{i, byInst[inst], pipe.Publish(ctx, r.channel(inst), b)})
-		}
+	}
+	flush()
+	if pipe.Len() == 0 {
+		return nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	for _, p := range pubs {
 		if p.cmd.Val() == 0 {
-			missed[p.i] = append(missed[p.i], p.to...)
+			for _, pt := range p.parts {
+				missed[pt.i] = append(missed[pt.i], pt.to...)
+			}
 		}
 	}
 	return nil
@@ -514,12 +556,19 @@ func (r *redisCluster) receive(ctx context.Context, ps *redis.PubSub) {
 	}
 }
 
+// handle handles one publish: a JSON array of envelopes.
 func (r *redisCluster) handle(ctx context.Context, payload string) {
-	var e envelope
-	if err := json.Unmarshal([]byte(payload), &e); err != nil {
+	var es []envelope
+	if err := json.Unmarshal([]byte(payload), &es); err != nil {
 		r.log.Warn("ignoring a malformed message on redis", "err", err)
 		return
 	}
+	for i := range es {
+		r.handleOne(ctx, &es[i])
+	}
+}
+
+func (r *redisCluster) handleOne(ctx context.Context, e *envelope) {
 	switch e.Op {
 	case "all":
 		if e.Origin != r.self {
