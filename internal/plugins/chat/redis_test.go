@@ -434,3 +434,38 @@ func TestRedisSubscriptionGap(t *testing.T) {
 		t.Fatalf("bob got %v", m)
 	}
 }
+
+// TestRedisSentinel finds the master through a Sentinel (redis-server
+// --sentinel): --redis redis://SENTINEL/0?master_name=NAME.
+func TestRedisSentinel(t *testing.T) {
+	r := startRedis(t)
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "port %d\nbind 127.0.0.1\nsentinel monitor twistd 127.0.0.1 %d 1\n", port, r.port), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := exec.Command("redis-server", conf, "--sentinel")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Process.Kill(); s.Wait() })
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), MaxRetries: -1})
+	defer sc.Close()
+	waitFor(t, "the sentinel to name the master", func() bool {
+		return sc.GetMasterAddrByName(context.Background(), "twistd").Err() == nil
+	})
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0?master_name=twistd", port)
+	var insts []*instance
+	for range 2 {
+		p := testutil.Start(t, "", "-n", "--logfile", "-", "chat", "--port", "0", "--iface", "127.0.0.1", "--redis", url)
+		p.WaitFor(t, fmt.Sprintf("joined the instances on redis sentinel 127.0.0.1:%d master twistd", port), wait)
+		insts = append(insts, &instance{Proc: p, addr: p.ListenAddr(t)})
+	}
+	alice := loggedIn(t, insts[0].addr, `"alice"`)[0]
+	bob := loggedIn(t, insts[1].addr, `"bob"`)[0]
+	alice.send(1, wire.CmdSingle, `{"chat_from":"alice","chat_to":"bob","chat_content":"via the sentinel"}`)
+	if m := bob.expect(1, wire.CmdSingle+100); m["chat_content"] != "via the sentinel" {
+		t.Fatalf("bob got %v", m)
+	}
+}
