@@ -29,6 +29,57 @@
 // is queued into one write; a fan-out encodes the message once and only
 // appends to queues, so a slow reader never delays the others. A
 // connection whose queue exceeds --send-queue bytes is disconnected.
+//
+// # Several instances (--redis)
+//
+// With --redis URL, instances sharing one Redis server behave as one
+// server; without it the hub is alone, as before (both satisfy the
+// package's cluster interface; see cluster.go and redis.go). Redis holds
+// presence: a key per logged-in ID naming the session that holds it,
+// with an expiry (--presence-ttl, 15 s) each instance renews every third
+// of it. A login sets the key (SET ... GET) before it is answered; if it
+// named a session on another instance, that instance is told to close it
+// (409). Direct and group messages for recipients not logged in here go
+// through an outbox, so a sender never waits on Redis: one goroutine
+// takes what is queued (up to 512 messages): one MGET of all their
+// recipients' sessions, then one pipeline of publishes: the direct
+// messages for one instance as one publish to its channel (a JSON array
+// of envelopes), each broadcast as one publish to the common channel,
+// each instance fanning out to its own users. Heartbeats, time-outs and the send
+// queues stay local. One sender's messages to one recipient stay in
+// order: one queue, one publishing connection at a time, pipelines run
+// in order, and a subscriber receives in publish order.
+//
+// What is at most once: Redis pub/sub. A message published while the
+// receiving instance's subscription is down (Redis restarting, the
+// connection killed, or dropped by Redis for a full output buffer) is
+// lost. The sender still hears about what can be known: a recipient with
+// no presence key, or on an instance nobody subscribes for (it died
+// before its keys expired), or gone when the message arrived, is
+// reported in a 410, after the message was accepted rather than at once
+// (a group may get its 410 in two parts). What cannot be known (the gap)
+// is detected and logged: go-redis resubscribes by itself, and each
+// resubscription shows as a subscription reply after an error; the
+// instance then logs "redis subscription renewed after a gap" and renews
+// presence at once. Eviction notices lost in a gap are made good by the
+// renewal: a session whose key now names another session is closed with
+// 409 within a renewal interval. Nothing is replayed.
+//
+// Redis going away: the first failed call logs one line ("redis ADDR
+// unreachable"), cross-instance work stops at once (recipients on other
+// instances get 410 without waiting; broadcasts reach local users only;
+// logins are local), local chat goes on. The renewal loop retries with
+// backoff (100 ms doubling, capped at the renewal interval); once Redis
+// answers and the subscription is live again it rewrites every local
+// user's presence (a restarted Redis is empty) and logs one line ("redis
+// ADDR reachable again"). An ID that logged in on two instances during
+// the outage keeps the session whose instance re-registers first; the
+// other gets 409. Unreachable at start is a start-up failure.
+//
+// A SIGKILLed instance: Redis drops its subscription at once, so messages
+// to its users are 410 at once, and its users' IDs can log in anywhere at
+// once (a newer login always wins). Their presence keys expire at most
+// --presence-ttl after the kill (renewed at most a third of it before).
 package chat
 
 import (
@@ -37,6 +88,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -116,7 +168,18 @@ only the first 5 of every 10 seconds; the rest are counted in one line
 cannot rotate the log's history away.
 
 --port takes a port number (served on --iface) or an endpoint string such
-as tcp:8124:interface=::1 or unix:/run/chat.sock.`,
+as tcp:8124:interface=::1 or unix:/run/chat.sock.
+
+With --redis URL (redis://[user:password@]host:port/db, rediss:// for TLS,
+redis://host:port?master_name=NAME for a Sentinel) instances sharing that
+Redis act as one server: an ID is logged in once across all of them,
+messages and broadcasts reach users on any instance, presence expires
+--presence-ttl after an instance stops renewing it (a killed instance).
+Redis pub/sub is at most once: a message published while an instance is
+resubscribing is lost, and logged as a gap. If Redis is unreachable at
+start the instance exits 1; if it goes away later, local chat goes on,
+recipients on other instances get 410, one line logs the loss and one the
+return, and the instance reconnects by itself.`,
 		Options: options,
 	})
 }
@@ -131,13 +194,15 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	queue := fs.Int("send-queue", def.QueueBytes, "disconnect a client with more than this many bytes of unsent output")
 	users := fs.String("users", "", "password file of ID:bcrypt-hash lines; a verify must then carry the ID's password")
 	maxErrors := fs.Int("max-errors", def.MaxErrors, "close a connection committing more than this many protocol errors in one second (0: never)")
+	redisURL := fs.String("redis", "", "join the instances sharing this Redis: redis://[user:password@]host:port/db, rediss:// for TLS, ?master_name=M for a Sentinel")
+	ttl := fs.Duration("presence-ttl", def.PresenceTTL, "with --redis: how long an instance's users stay online after it stops renewing them (renewed every third of it)")
 	return func(env plugins.Env) (service.Service, error) {
 		ep, err := endpoint(*port, *iface)
 		if err != nil {
 			return nil, err
 		}
 		cfg := Config{MaxFrame: *maxFrame, HeartbeatTimeout: *timeout, FrameTimeout: *frameTimeout, QueueBytes: *queue, MaxErrors: *maxErrors, UsersFile: *users,
-			MaxConnections: env.MaxConnections, Metrics: env.Metrics}
+			Redis: *redisURL, PresenceTTL: *ttl, MaxConnections: env.MaxConnections, Metrics: env.Metrics}
 		if err := cfg.validate(); err != nil {
 			return nil, err
 		}
@@ -157,6 +222,13 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid value %d for --send-queue: must be at least --max-frame (%d)", c.QueueBytes, c.MaxFrame)
 	case c.MaxErrors < 0:
 		return fmt.Errorf("invalid value %d for --max-errors: must be 0 or more", c.MaxErrors)
+	case c.Redis != "" && c.PresenceTTL < 300*time.Millisecond:
+		return fmt.Errorf("invalid value %v for --presence-ttl: must be at least 300ms", c.PresenceTTL)
+	}
+	if c.Redis != "" {
+		if _, err := parseRedis(c.Redis); err != nil {
+			return fmt.Errorf("invalid value for --redis: %w", err)
+		}
 	}
 	return nil
 }
@@ -201,6 +273,11 @@ func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log 
 	port.MaxConnections = cfg.MaxConnections
 	port.Metrics = cfg.Metrics.Port()
 	c := service.NewCollection(name, log)
+	if t, err := parseRedis(cfg.Redis); cfg.Redis != "" && err == nil {
+		rc := newRedisCluster(hub, t, cfg.PresenceTTL, log)
+		hub.cluster = rc
+		c.Add(rc)
+	}
 	c.Add(hub)
 	c.Add(port)
 	return &Server{Collection: c, Hub: hub, Port: port}

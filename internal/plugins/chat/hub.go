@@ -40,11 +40,16 @@ type Config struct {
 	MaxConnections int
 	// Metrics counts connections and chat traffic (nil: not counted).
 	Metrics *plugins.Metrics
+	// Redis, if set, is the URL of the Redis server joining this instance
+	// to the others using it (see redis.go); PresenceTTL is how long an
+	// instance's users stay online there once it stops renewing them.
+	Redis       string
+	PresenceTTL time.Duration
 }
 
 // DefaultConfig returns the flags' defaults.
 func DefaultConfig() Config {
-	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, FrameTimeout: 10 * time.Second, QueueBytes: 256 << 10, MaxErrors: 50}
+	return Config{MaxFrame: wire.DefaultMaxFrame, HeartbeatTimeout: 60 * time.Second, FrameTimeout: 10 * time.Second, QueueBytes: 256 << 10, MaxErrors: 50, PresenceTTL: 15 * time.Second}
 }
 
 // Hub is the chat server's state: every connection, the table of logged-in
@@ -67,6 +72,9 @@ type Hub struct {
 	accounts passwd.Users
 	dummy    []byte
 	checks   chan struct{}
+
+	// cluster reaches the users of other instances (alone without --redis).
+	cluster cluster
 
 	mu    sync.RWMutex
 	users map[string]*peer   // verified ID -> connection
@@ -102,6 +110,7 @@ func NewHub(name string, cfg Config, clock reactor.Clock, log *slog.Logger) *Hub
 		name: name, cfg: cfg, log: log.With("system", name), clock: clock,
 		users: map[string]*peer{}, conns: map[*peer]struct{}{},
 		settle: maxSettle, checks: make(chan struct{}, runtime.NumCPU()),
+		cluster: alone{},
 	}
 	h.warns = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
 	h.closes = logging.NewPeerLimiter(h.log, 0, 0, clock.Now)
@@ -277,8 +286,10 @@ func (h *Hub) track(p *peer) {
 func (h *Hub) forget(p *peer) {
 	h.mu.Lock()
 	delete(h.conns, p)
+	var left *string
 	if k := p.key.Load(); k != nil && h.users[*k] == p {
 		delete(h.users, *k)
+		left = k
 	}
 	if !p.asked {
 		p.asked = true
@@ -286,6 +297,9 @@ func (h *Hub) forget(p *peer) {
 	}
 	last := h.stopping && !h.released && h.unasked == 0
 	h.mu.Unlock()
+	if left != nil {
+		h.cluster.release(*left, p.claim)
+	}
 	if last {
 		h.release(false)
 	}
@@ -294,9 +308,11 @@ func (h *Hub) forget(p *peer) {
 // login binds id to p and queues the verify result. An older connection
 // holding id is told and closed.
 func (h *Hub) login(p *peer, id wire.ID) {
+	claim := h.cluster.claim(id.Key)
 	h.mu.Lock()
 	if k := p.key.Load(); k != nil && *k != id.Key && h.users[*k] == p {
 		delete(h.users, *k)
+		defer h.cluster.release(*k, p.claim)
 	}
 	old := h.users[id.Key]
 	var oldVersion uint32
@@ -304,6 +320,7 @@ func (h *Hub) login(p *peer, id wire.ID) {
 		oldVersion = old.loginVersion
 	}
 	h.users[id.Key] = p
+	p.claim = claim
 	p.loginVersion = p.version
 	p.key.Store(&id.Key)
 	// Queued under the lock so no relayed message can overtake it.

@@ -55,6 +55,8 @@ type peer struct {
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
 	loginVersion uint32
+	// claim is the cluster's token for this session's login, under hub.mu.
+	claim string
 	// asked is set under hub.mu once the peer was asked to stop or is gone.
 	asked bool
 	key   atomic.Pointer[string] // the verified ID, for log lines
@@ -374,9 +376,14 @@ func (p *peer) chat(cmd uint32, body []byte) {
 	msg := newMessage(cmd+100, wire.AppendDelivered(nil, p.id.Raw, c.Content))
 	if cmd == wire.CmdBroadcast {
 		p.hub.broadcast(p, msg)
+		p.hub.cluster.broadcast(msg)
 		return
 	}
-	if missed := p.hub.deliver(to, msg); len(missed) > 0 {
+	missed := p.hub.deliver(to, msg)
+	if len(missed) > 0 {
+		missed = p.hub.cluster.deliver(missed, msg, p.id.Key, p.claim)
+	}
+	if len(missed) > 0 {
 		raws := make([]json.RawMessage, len(missed))
 		for i, id := range missed {
 			raws[i] = id.Raw

@@ -3,7 +3,11 @@
 // separate process, and against a baseline server in the same run: a
 // minimal chat server written straight on net.Conn (goroutine per
 // connection, fan-out by writing to each peer in turn under a lock), run
-// by re-executing chatload itself.
+// by re-executing chatload itself. Server redisN is N twistd instances
+// sharing one redis-server (started here, persistence off): clients are
+// spread over the instances in turn, the broadcast sender is on the
+// first, and each single-scenario pair has its two ends on different
+// instances, so the figures beside server=twistd are the cost of Redis.
 //
 // Scenarios, each bounded in count and time:
 //
@@ -47,7 +51,7 @@ import (
 var (
 	bin        = flag.String("bin", "bin/twistd", "twistd binary to measure")
 	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
-	servers    = flag.String("servers", "baseline,twistd", "servers to measure")
+	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, twistd, redisN (N instances on one redis-server)")
 	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
 	hold       = flag.Duration("hold", 5*time.Second, "hold: how long to keep them heartbeating")
 	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
@@ -135,8 +139,12 @@ func raiseFileLimit() error {
 }
 
 type server struct {
-	kind   string
-	addr   string
+	kind string
+	addr string
+	// addrs are where clients connect in turn: addr, or every instance
+	// of a cluster, whose processes are parts (redis-server first).
+	addrs  []string
+	parts  []*server
 	logDir string // twistd's log, removed after the scenario
 	cmd    *exec.Cmd
 	done   chan error
@@ -155,6 +163,15 @@ func freeAddr() (string, error) {
 }
 
 func startServer(kind string) (*server, error) {
+	if n, ok := strings.CutPrefix(kind, "redis"); ok {
+		return startCluster(kind, n)
+	}
+	return startProcess(kind, nil)
+}
+
+// startProcess starts one server process; extra are more chat options
+// for twistd.
+func startProcess(kind string, extra []string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -169,7 +186,8 @@ func startServer(kind string) (*server, error) {
 		}
 		// Rotation keeps 10 files of 1 MiB by default; a large size keeps
 		// every line for counting.
-		args := []string{"-n", "--logfile", logDir + "/twistd.log", "--logfile-max-size", "1024", "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s"}
+		args := []string{"-n", "--logfile", logDir + "/twistd.log", "--logfile-max-size", "1024", "--pidfile", logDir + "/twistd.pid", "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s"}
+		args = append(args, extra...)
 		cmd = exec.Command(*bin, append(args, strings.Fields(*chatArgs)...)...)
 	case "baseline":
 		self, err := os.Executable()
@@ -177,6 +195,8 @@ func startServer(kind string) (*server, error) {
 			return nil, err
 		}
 		cmd = exec.Command(self, "-baseline-listen", addr)
+	case "redis-server":
+		cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning")
 	default:
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
@@ -184,7 +204,7 @@ func startServer(kind string) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, addr: addr, logDir: logDir, cmd: cmd, done: make(chan error, 1)}
+	s := &server{kind: kind, addr: addr, addrs: []string{addr}, logDir: logDir, cmd: cmd, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err := net.Dial("tcp", addr)
@@ -207,7 +227,13 @@ func startServer(kind string) (*server, error) {
 // stop ends the server with SIGTERM; twistd must exit 0 within 30 s. Only
 // the first call acts.
 func (s *server) stop() error {
-	s.stopOnce.Do(func() { s.stopErr = s.terminate() })
+	s.stopOnce.Do(func() {
+		if s.parts != nil {
+			s.stopErr = stopParts(s.parts)
+			return
+		}
+		s.stopErr = s.terminate()
+	})
 	return s.stopErr
 }
 
@@ -245,16 +271,17 @@ func (s *server) rss() (int64, error) {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// connect starts n clients with ids prefix0..n-1 and waits until all are
+// connect starts n clients with ids prefix0..n-1, client i on
+// addrs[i % len(addrs)], and waits until all are
 // logged in, at most 200 connecting at once.
-func connect(ctx context.Context, addr, prefix string, n int, hb time.Duration, handler func(i int) func(wire.Frame)) ([]*client.Client, error) {
+func connect(ctx context.Context, addrs []string, prefix string, n int, hb time.Duration, handler func(i int) func(wire.Frame)) ([]*client.Client, error) {
 	cs := make([]*client.Client, n)
 	sem := make(chan struct{}, 200)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		c, err := client.New("load", client.Config{
-			Network: "tcp", Address: addr, ID: fmt.Sprintf(`"%s%d"`, prefix, i),
+			Network: "tcp", Address: addrs[i%len(addrs)], ID: fmt.Sprintf(`"%s%d"`, prefix, i),
 			Heartbeat: hb, Handler: handler(i), Log: discard, ReadBufferSize: 2048,
 			Policy: reactor.BackoffPolicy(50*time.Millisecond, 2, time.Second, nil),
 		})
@@ -303,7 +330,7 @@ func runHold(ctx context.Context, s *server) (string, error) {
 	var got atomic.Int64
 	n := *clients
 	start := time.Now()
-	cs, err := connect(ctx, s.addr, "h", n, time.Second, func(int) func(wire.Frame) {
+	cs, err := connect(ctx, s.addrs, "h", n, time.Second, func(int) func(wire.Frame) {
 		return func(f wire.Frame) {
 			if f.Command == wire.CmdBroadcastMsg {
 				got.Add(1)
@@ -387,7 +414,7 @@ func runBroadcast(ctx context.Context, s *server) (string, error) {
 	r, m := *receivers, *broadcasts
 	delivered := make([]atomic.Int32, m) // per message, receivers reached
 	per := make([][]time.Duration, r)
-	rcv, err := connect(ctx, s.addr, "r", r, -1, func(i int) func(wire.Frame) {
+	rcv, err := connect(ctx, s.addrs, "r", r, -1, func(i int) func(wire.Frame) {
 		return func(f wire.Frame) {
 			if seq, lat, ok := unstamp(f.Body); ok && f.Command == wire.CmdBroadcastMsg && seq < m {
 				per[i] = append(per[i], lat)
@@ -399,7 +426,7 @@ func runBroadcast(ctx context.Context, s *server) (string, error) {
 		return "", err
 	}
 	defer stopAll(rcv)
-	snd, err := connect(ctx, s.addr, "s", 1, -1, func(int) func(wire.Frame) { return nil })
+	snd, err := connect(ctx, s.addrs[:1], "s", 1, -1, func(int) func(wire.Frame) { return nil })
 	if err != nil {
 		return "", err
 	}
@@ -431,7 +458,7 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 	p, k := *pairs, *perPair
 	got := make([]atomic.Int32, p)
 	per := make([][]time.Duration, p)
-	rcv, err := connect(ctx, s.addr, "b", p, -1, func(i int) func(wire.Frame) {
+	rcv, err := connect(ctx, s.addrs, "b", p, -1, func(i int) func(wire.Frame) {
 		return func(f wire.Frame) {
 			if _, lat, ok := unstamp(f.Body); ok && f.Command == wire.CmdSingleMsg {
 				per[i] = append(per[i], lat)
@@ -443,7 +470,7 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 		return "", err
 	}
 	defer stopAll(rcv)
-	snd, err := connect(ctx, s.addr, "a", p, -1, func(int) func(wire.Frame) { return nil })
+	snd, err := connect(ctx, append(s.addrs[1:], s.addrs[0]), "a", p, -1, func(int) func(wire.Frame) { return nil })
 	if err != nil {
 		return "", err
 	}

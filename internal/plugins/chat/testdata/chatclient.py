@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A chat client written from the protocol description alone, to show the
 wire format is language-neutral. Usage: chatclient.py HOST PORT [--users]
+or chatclient.py HOST PORT HOST2 PORT2 (two instances sharing one Redis:
+bob logs in on the second, and his second login on the first)
 
 Runs a fixed conversation against a fresh server and exits 0 if every reply
 is as documented, 1 (with the reason on stderr) otherwise. With --users the
@@ -89,7 +91,8 @@ def main():
     host, port = sys.argv[1], int(sys.argv[2])
     if sys.argv[3:] == ["--users"]:
         return with_users(host, port)
-    alice, bob, carol = Client(host, port), Client(host, port, version=2), Client(host, port)
+    host2, port2 = (sys.argv[3], int(sys.argv[4])) if len(sys.argv) == 5 else (host, port)
+    alice, bob, carol = Client(host, port), Client(host2, port2, version=2), Client(host, port)
     alice.login("alice")
     bob.login("bob")
     carol.login(8613800138000)
