@@ -67,7 +67,9 @@ chat: **twistd_chat_users_online**,
 **twistd_chat_frames_received_total**{command} (verify, single, group,
 broadcast, heartbeat, unknown), **twistd_chat_messages_delivered_total**,
 **twistd_chat_deliveries_failed_total**{reason} (offline, queue_full,
-closing), **twistd_chat_heartbeat_timeouts_total**.
+closing), **twistd_chat_heartbeat_timeouts_total**; with **--redis** also
+**twistd_chat_redis_up**, **twistd_chat_redis_publishes_total**,
+**twistd_chat_remote_messages_total**.
 
 ftp-lite: **twistd_ftp_sessions_open**, **twistd_ftp_logins_total**{result}
 (success, anonymous, failure, refused),

@@ -279,6 +279,9 @@ max-connections = 1
 	for _, l := range strings.Split(string(readme), "\n") {
 		if name, ok := strings.CutPrefix(l, "| `twistd_"); ok {
 			name = "twistd_" + name[:strings.Index(name, "`")]
+			if strings.Contains(l, "with `--redis`") {
+				continue // chat's TestRedisMetrics sees those, on a real Redis
+			}
 			if !exposed[name] {
 				t.Errorf("the README's table names %s, which the binary does not expose", name)
 			}

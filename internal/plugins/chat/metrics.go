@@ -95,3 +95,28 @@ func (m *metrics) fail(reason string) {
 		m.failed[reason].Inc()
 	}
 }
+
+// countTo registers the Redis series of an instance that joined others:
+// whether Redis answers, publishes to it, and messages from other
+// instances delivered here (broadcasts and direct or group messages).
+func (r *redisCluster) countTo(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "twistd_chat_redis_up", Help: "1 while the Redis joining the instances answers, else 0.",
+		}, func() float64 {
+			if r.up.Load() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "twistd_chat_redis_publishes_total", Help: "Publishes to Redis (a broadcast is one; direct and group messages are batched per instance).",
+		}, func() float64 { return float64(r.published.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "twistd_chat_remote_messages_total", Help: "Messages other instances sent here through Redis (broadcasts, direct and group messages).",
+		}, func() float64 { return float64(r.received.Load()) }),
+	)
+}

@@ -52,6 +52,9 @@ type redisCluster struct {
 	policy reactor.RetryPolicy
 
 	seq atomic.Uint64
+	// published and received count publishes to Redis and the messages
+	// other instances sent here, for the metrics (countTo).
+	published, received atomic.Uint64
 	// up is false while Redis is unreachable: cross-instance work is then
 	// skipped at once (remote recipients are undelivered) instead of
 	// waiting for a timeout per message.
@@ -129,12 +132,14 @@ func newRedisCluster(hub *Hub, t redisTarget, ttl time.Duration, log *slog.Logge
 	setRedisLog.Do(func() { redis.SetLogger(redisLog{log}) })
 	var b [8]byte
 	rand.Read(b[:])
-	return &redisCluster{
+	r := &redisCluster{
 		hub: hub, log: log.With("system", hub.name), addr: t.String(), rdb: t.client(),
 		self: hex.EncodeToString(b[:]), ttl: ttl, wake: make(chan struct{}, 1),
 		outbox: make(chan outgoing, outboxSize),
 		policy: reactor.BackoffPolicy(100*time.Millisecond, 2, ttl/3, nil),
 	}
+	r.countTo(hub.cfg.Metrics.Registerer())
+	return r
 }
 
 // Name returns "redis".
@@ -220,6 +225,7 @@ type envelope struct {
 
 func (r *redisCluster) publish(ctx context.Context, channel string, e *envelope) (int64, error) {
 	b, _ := json.Marshal([]*envelope{e})
+	r.published.Add(1)
 	n, err := r.rdb.Publish(ctx, channel, b).Result()
 	if err != nil {
 		r.down(err)
@@ -423,6 +429,7 @@ func (r *redisCluster) route(ctx context.Context, batch []outgoing, missed [][]j
 		p := byInst[inst]
 		b, _ := json.Marshal(p.envs)
 		pubs = append(pubs, sent{pipe.Publish(ctx, r.channel(inst), b), p.parts})
+		r.published.Add(1)
 		delete(byInst, inst)
 	}
 	flush := func() {
@@ -439,6 +446,7 @@ func (r *redisCluster) route(ctx context.Context, batch []outgoing, missed [][]j
 			flush()
 			b, _ := json.Marshal([]envelope{{Op: "all", Cmd: o.cmd, Body: o.body, Origin: r.self}})
 			pipe.Publish(ctx, allChannel, b)
+			r.published.Add(1)
 			continue
 		}
 		mine := map[string][]json.RawMessage{}
@@ -572,9 +580,11 @@ func (r *redisCluster) handleOne(ctx context.Context, e *envelope) {
 	switch e.Op {
 	case "all":
 		if e.Origin != r.self {
+			r.received.Add(1)
 			r.hub.broadcast(nil, newMessage(e.Cmd, e.Body))
 		}
 	case "msg":
+		r.received.Add(1)
 		to := make([]wire.ID, 0, len(e.To))
 		for _, raw := range e.To {
 			if id, err := wire.ParseID(raw); err == nil {

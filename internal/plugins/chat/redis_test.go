@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -467,5 +469,69 @@ func TestRedisSentinel(t *testing.T) {
 	alice.send(1, wire.CmdSingle, `{"chat_from":"alice","chat_to":"bob","chat_content":"via the sentinel"}`)
 	if m := bob.expect(1, wire.CmdSingle+100); m["chat_content"] != "via the sentinel" {
 		t.Fatalf("bob got %v", m)
+	}
+}
+
+// With --metrics, an instance on Redis says whether Redis answers and
+// counts its publishes and the messages other instances sent it.
+func TestRedisMetrics(t *testing.T) {
+	r := startRedis(t)
+	var urls []string
+	var addrs []string
+	for range 2 {
+		mport := testutil.FreePort(t)
+		p := testutil.Start(t, "", "-n", "--logfile", "-", "--metrics", fmt.Sprintf("tcp:%d:interface=127.0.0.1", mport),
+			"chat", "--port", "0", "--iface", "127.0.0.1", "--redis", r.url(), "--presence-ttl", testTTL.String())
+		p.WaitFor(t, "joined the instances on redis", wait)
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+		addrs = append(addrs, p.ListenAddr(t))
+	}
+	alice := loggedIn(t, addrs[0], `"alice"`)[0]
+	bob := loggedIn(t, addrs[1], `"bob"`)[0]
+	for range 3 {
+		alice.send(1, wire.CmdSingle, `{"chat_from":"alice","chat_to":"bob","chat_content":"hi"}`)
+		bob.expect(1, wire.CmdSingle+100)
+	}
+	value := func(url, name string) float64 {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], name) {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v
+			}
+		}
+		t.Fatalf("%s: no %s in\n%s", url, name, b)
+		return 0
+	}
+	if v := value(urls[0], "twistd_chat_redis_up{"); v != 1 {
+		t.Errorf("redis_up %v, want 1", v)
+	}
+	if v := value(urls[0], "twistd_chat_redis_publishes_total{"); v < 1 {
+		t.Errorf("publishes of the sending instance: %v", v)
+	}
+	if v := value(urls[1], "twistd_chat_remote_messages_total{"); v < 3 {
+		t.Errorf("remote messages on the receiving instance: %v, want at least 3", v)
+	}
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"twistd_chat_redis_up", "twistd_chat_redis_publishes_total", "twistd_chat_remote_messages_total"} {
+		if !strings.Contains(string(readme), "| `"+name+"` |") {
+			t.Errorf("%s is not in the README's table of metrics", name)
+		}
+	}
+	r.kill()
+	deadline := time.Now().Add(wait)
+	for value(urls[0], "twistd_chat_redis_up{") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("redis_up stays 1 with Redis gone")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
