@@ -113,8 +113,12 @@ man:
 
 # The chat plugin at scale (10,000 clients, broadcast to 1,000, 100 pairs),
 # the real binary beside a baseline server on net.Conn; about 20 s.
+# With redis-server on PATH it also measures two instances joined on Redis
+# (broadcast to 1,000 clients split over them, 100 cross-instance pairs).
+CHAT_SERVERS ?= baseline,twistd$(if $(shell command -v redis-server),$(comma)redis2)
+comma := ,
 bench-chat: build
-	$(GO) run ./internal/plugins/chat/chatload -bin $(BIN) > bench-chat.out; s=$$?; cat bench-chat.out; exit $$s
+	$(GO) run ./internal/plugins/chat/chatload -bin $(BIN) -servers $(CHAT_SERVERS) > bench-chat.out; s=$$?; cat bench-chat.out; exit $$s
 
 # A short run of every fuzz target beyond its seed corpus, FUZZTIME each
 # (the seeds themselves run in `make test`). Minimizing a new input gets 1 s
