@@ -48,9 +48,13 @@ type Port struct {
 	// IdleTimeout closes a connection after this long with no bytes in
 	// either direction (0: never).
 	IdleTimeout time.Duration
-	// WriteTimeout closes a connection whose peer accepts none of a write
+	// WriteTimeout closes a connection whose output queue made no progress
 	// for this long (0: never).
 	WriteTimeout time.Duration
+	// HighWater is the queued output past which a connection stops reading
+	// its peer, and MaxQueued the queued output past which it is closed
+	// (0: DefaultHighWater, DefaultMaxQueued).
+	HighWater, MaxQueued int
 	// Clock times idle timeouts; nil means RealClock.
 	Clock Clock
 
@@ -145,7 +149,7 @@ func (p *Port) Start(ctx context.Context) error {
 		files = fileLimit
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
-	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
