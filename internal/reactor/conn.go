@@ -116,6 +116,13 @@ type conn struct {
 	lingerProgress time.Time
 	last           atomic.Int64 // clock time of the last byte either way (idle timeout)
 
+	// Goroutines the protocol started with Go (jobs.go).
+	jmu      sync.Mutex
+	jobs     sync.WaitGroup
+	jobCtx   context.Context
+	jobStop  context.CancelFunc
+	jobsDone bool
+
 	tmu       sync.Mutex
 	idleTimer Timer
 	ended     bool // serve returned; no more idle checks
@@ -197,6 +204,7 @@ func (c *conn) serve() {
 		c.tmu.Unlock()
 		c.stopWriter()
 		c.nc.Close()
+		c.endJobs()
 		c.wmu.Lock()
 		if c.lostReason != nil {
 			reason = c.lostReason

@@ -77,12 +77,15 @@
 // backoffPolicy).
 package reactor
 
-import "net"
+import (
+	"context"
+	"net"
+)
 
 // Protocol receives the events of one connection. All three methods are
 // called from the connection's own goroutine, never concurrently. They
 // should return quickly: long work (a file transfer, a slow lookup) belongs
-// in a goroutine the protocol owns and ends in ConnectionLost.
+// in a goroutine started with Transport.Go.
 type Protocol interface {
 	ConnectionMade(t Transport)
 	// DataReceived gets bytes as they arrive; p is only valid during the
@@ -110,6 +113,12 @@ type Transport interface {
 	LoseConnection()
 	// AbortConnection closes at once, discarding unsent data (TCP reset).
 	AbortConnection()
+	// Go runs f in a goroutine the connection owns, for long work (a file
+	// transfer, a slow lookup, a password hash): ctx is cancelled when the
+	// connection closes, a panic in f closes only this connection, and
+	// ConnectionLost waits until every such goroutine returned. It returns
+	// false, running nothing, once the connection is closing.
+	Go(f func(ctx context.Context)) bool
 	// PauseProducing stops reading from the peer until ResumeProducing.
 	PauseProducing()
 	ResumeProducing()
