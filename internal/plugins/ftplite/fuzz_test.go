@@ -15,11 +15,40 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// fakeTransport records what a session writes.
+// fakeTransport records what a session writes and, like the reactor's,
+// ends the goroutines started with Go before ConnectionLost (end).
 type fakeTransport struct {
 	mu     sync.Mutex
 	out    strings.Builder
 	closed bool
+	ended  bool
+	jobs   sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (f *fakeTransport) Go(fn func(context.Context)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended {
+		return false
+	}
+	if f.ctx == nil {
+		f.ctx, f.cancel = context.WithCancel(context.Background())
+	}
+	f.jobs.Go(func() { fn(f.ctx) })
+	return true
+}
+
+func (f *fakeTransport) end() {
+	f.mu.Lock()
+	f.ended = true
+	cancel := f.cancel
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	f.jobs.Wait()
 }
 
 func (f *fakeTransport) Write(p []byte) (int, error) {
@@ -76,6 +105,7 @@ func FuzzSession(f *testing.F) {
 		s := newSession(srv)
 		s.ConnectionMade(tr)
 		s.DataReceived(in)
+		tr.end()
 		s.ConnectionLost(nil)
 		tr.mu.Lock()
 		out := tr.out.String()

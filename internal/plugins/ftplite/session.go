@@ -24,8 +24,10 @@ const maxPending = 32
 // connection's goroutine; commands run with mu held, either there, on the
 // TLS reader goroutine once AUTH TLS switched the stream, or on a job's
 // goroutine replaying commands queued while the job ran. A job (a data
-// transfer or a password check) runs in its own goroutine so that the
-// control connection keeps reading: that is how ABOR reaches a transfer.
+// transfer or a password check) runs in a goroutine the connection owns
+// (Transport.Go) so that the control connection keeps reading: that is how
+// ABOR reaches a transfer. The reactor cancels jobs when the connection
+// closes, and runs ConnectionLost once they returned.
 type session struct {
 	srv      *server
 	t        reactor.Transport
@@ -34,10 +36,6 @@ type session struct {
 	localIP  net.IP
 	ipKey    string
 	admitted bool
-
-	ctx    context.Context // ended in ConnectionLost; parent of every job
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // jobs and the TLS reader
 
 	split *cmdline.Splitter
 	tlsIn *pipe // set by AUTH TLS; only touched on the connection goroutine
@@ -125,7 +123,6 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		return
 	}
 	s.admitted = true
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.touch()
 	s.idle = time.AfterFunc(math.MaxInt64, s.idleCheck)
 	s.idle.Reset(s.srv.cfg.IdleTimeout)
@@ -151,12 +148,7 @@ func (s *session) ConnectionLost(error) {
 	s.closed, s.quit = true, true
 	s.closePassive()
 	s.mu.Unlock()
-	s.cancel()
-	if s.tlsIn != nil {
-		s.tlsIn.close()
-	}
 	s.idle.Stop()
-	s.wg.Wait()
 	s.srv.release(s.ipKey)
 }
 
@@ -252,19 +244,22 @@ func (s *session) abort() {
 	s.job.cancel()
 }
 
-// startJob runs fn in a goroutine owned by the session. Called with mu held.
+// startJob runs fn in a goroutine the connection owns; its ctx ends with
+// ABOR or the connection. Called with mu held.
 func (s *session) startJob(what string, abortable bool, fn func(ctx context.Context) result) {
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{cancel: cancel, abortable: abortable, what: what}
 	s.job = j
 	s.busy.Store(true)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	started := s.t.Go(func(conn context.Context) {
+		defer context.AfterFunc(conn, cancel)()
 		r := fn(ctx)
 		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if conn.Err() != nil {
+			s.quit = true // the client is gone: run nothing it queued
+		}
 		s.job = nil
 		s.busy.Store(false)
 		s.touch()
@@ -289,7 +284,12 @@ func (s *session) startJob(what string, abortable bool, fn func(ctx context.Cont
 			s.dispatch(line)
 		}
 		s.closeIfStopping()
-	}()
+	})
+	if !started { // the connection is closing
+		cancel()
+		s.job = nil
+		s.busy.Store(false)
+	}
 }
 
 // reply sends one reply line. Text never holds CR or LF: names that do

@@ -15,7 +15,7 @@ import (
 
 // AUTH TLS turns the control connection into TLS (RFC 4217). The reactor
 // hands the protocol raw bytes, so the TLS server runs over a pipe:
-// DataReceived pushes ciphertext in, a goroutine owned by the session
+// DataReceived pushes ciphertext in, a goroutine owned by the connection
 // reads plaintext out and feeds the command lines, and the TLS records go
 // back out through the transport.
 
@@ -40,14 +40,15 @@ func cmdAuth(s *session, arg string) {
 	p := newPipe(s.t)
 	s.tlsIn = p
 	s.switched = true
-	s.wg.Add(1)
-	go s.readTLS(p)
+	if !s.t.Go(func(ctx context.Context) { s.readTLS(ctx, p) }) {
+		p.close()
+	}
 }
 
-func (s *session) readTLS(p *pipe) {
-	defer s.wg.Done()
+func (s *session) readTLS(conn context.Context, p *pipe) {
+	defer context.AfterFunc(conn, p.close)()
 	tc := tls.Server(&pipeConn{p: p, t: s.t}, s.srv.tls)
-	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DataTimeout)
+	ctx, cancel := context.WithTimeout(conn, s.srv.cfg.DataTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
