@@ -131,7 +131,8 @@ type conn struct {
 // connConfig holds the per-connection settings a Port or ClientService
 // passes on.
 type connConfig struct {
-	bufSize      int
+	bufSize      int           // the read buffer's initial and smallest size
+	maxBufSize   int           // how far it may grow (at most bufSize: fixed)
 	idleTimeout  time.Duration // 0: none
 	writeTimeout time.Duration // 0: none
 	highWater    int           // 0: DefaultHighWater
@@ -166,6 +167,9 @@ func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
 func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
 	if cfg.bufSize <= 0 {
 		cfg.bufSize = DefaultReadBufferSize
+	}
+	if cfg.maxBufSize == 0 {
+		cfg.maxBufSize = max(DefaultMaxReadBufferSize, cfg.bufSize)
 	}
 	if cfg.highWater <= 0 {
 		cfg.highWater = DefaultHighWater
@@ -226,9 +230,13 @@ func (c *conn) serve() {
 	if c.closing.Load() {
 		size = lingerBufSize
 	}
-	bp := getBuf(size)
-	defer putBuf(bp)
-	buf := *bp
+	rb := readBuf{floor: size, max: max(size, c.cfg.maxBufSize)}
+	if c.closing.Load() {
+		rb.max = size
+	}
+	rb.bp = getBuf(size)
+	defer func() { putBuf(rb.bp) }()
+	buf := *rb.bp
 	owed := -1 // input the peer sent before a stop request; -1: not measured
 	fw, _ := c.proto.(FlowWatcher)
 	for {
@@ -277,6 +285,7 @@ func (c *conn) serve() {
 				reason = errPanic
 				return
 			}
+			buf = rb.fit(n)
 		}
 		if err != nil {
 			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) {

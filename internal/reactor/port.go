@@ -29,8 +29,10 @@ type Port struct {
 
 	// The settings below are read at Start.
 
-	// ReadBufferSize is the size of each connection's read buffer.
-	ReadBufferSize int
+	// ReadBufferSize is the initial and smallest size of each connection's
+	// read buffer; it grows while reads fill it, up to MaxReadBufferSize
+	// (0: DefaultMaxReadBufferSize; at most ReadBufferSize: fixed).
+	ReadBufferSize, MaxReadBufferSize int
 	// System is the tag of the port's log lines; connections are tagged
 	// "System,N,peer". It defaults to the service name; set it before
 	// PrivilegedStart.
@@ -149,7 +151,7 @@ func (p *Port) Start(ctx context.Context) error {
 		files = fileLimit
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
-	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, maxBufSize: p.MaxReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
