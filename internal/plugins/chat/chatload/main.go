@@ -3,7 +3,9 @@
 // separate process, and against a baseline server in the same run: a
 // minimal chat server written straight on net.Conn (goroutine per
 // connection, fan-out by writing to each peer in turn under a lock), run
-// by re-executing chatload itself.
+// by re-executing chatload itself; -servers parked adds the same server
+// with a parked writer goroutine per peer draining a coalescing queue
+// (writev), the shape the reactor's output queue takes.
 //
 // Scenarios, each bounded in count and time:
 //
@@ -47,7 +49,7 @@ import (
 var (
 	bin        = flag.String("bin", "bin/twistd", "twistd binary to measure")
 	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
-	servers    = flag.String("servers", "baseline,twistd", "servers to measure")
+	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, parked, twistd")
 	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
 	hold       = flag.Duration("hold", 5*time.Second, "hold: how long to keep them heartbeating")
 	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
@@ -60,12 +62,13 @@ var (
 	stalled    = flag.Int("stalled", 2000, "stall: clients that stall in the middle of a frame")
 	chatArgs   = flag.String("chat-args", "", "extra chat options for twistd, space-separated")
 	baseline   = flag.String("baseline-listen", "", "internal: run the baseline server on this address")
+	parkedKind = flag.Bool("baseline-parked", false, "internal: the baseline queues to a parked writer per peer")
 )
 
 func main() {
 	flag.Parse()
 	if *baseline != "" {
-		if err := serveBaseline(*baseline); err != nil {
+		if err := serveBaseline(*baseline, *parkedKind); err != nil {
 			fmt.Fprintln(os.Stderr, "chatload baseline:", err)
 			os.Exit(1)
 		}
@@ -171,12 +174,12 @@ func startServer(kind string) (*server, error) {
 		// every line for counting.
 		args := []string{"-n", "--logfile", logDir + "/twistd.log", "--logfile-max-size", "1024", "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s"}
 		cmd = exec.Command(*bin, append(args, strings.Fields(*chatArgs)...)...)
-	case "baseline":
+	case "baseline", "parked":
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		cmd = exec.Command(self, "-baseline-listen", addr)
+		cmd = exec.Command(self, "-baseline-listen", addr, fmt.Sprintf("-baseline-parked=%v", kind == "parked"))
 	default:
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
@@ -500,16 +503,69 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
+// bpeer is a baseline connection: written straight, or with parked set
+// through a queue its writer goroutine drains.
+type bpeer struct {
+	net.Conn
+	parked bool
+	mu     sync.Mutex
+	wake   sync.Cond
+	q      net.Buffers
+	done   bool
+}
+
+func (p *bpeer) send(b []byte) {
+	if !p.parked {
+		p.Write(b)
+		return
+	}
+	p.mu.Lock()
+	p.q = append(p.q, b)
+	p.wake.Signal()
+	p.mu.Unlock()
+}
+
+// writer drains the queue, everything queued in one writev, and parks on
+// wake while it is empty.
+func (p *bpeer) writer() {
+	var batch net.Buffers
+	for {
+		p.mu.Lock()
+		for len(p.q) == 0 && !p.done {
+			p.wake.Wait()
+		}
+		if p.done {
+			p.mu.Unlock()
+			return
+		}
+		batch, p.q = p.q, batch[:0]
+		p.mu.Unlock()
+		b := batch
+		if _, err := b.WriteTo(p.Conn); err != nil {
+			p.Close()
+		}
+		clear(batch)
+	}
+}
+
+func (p *bpeer) end() {
+	p.mu.Lock()
+	p.done = true
+	p.wake.Signal()
+	p.mu.Unlock()
+}
+
 // serveBaseline is the comparison server: the same frames, parsed by the
 // same decoder, but a goroutine per connection writing straight to each
-// recipient's net.Conn under one lock, as a first implementation would.
-func serveBaseline(addr string) error {
+// recipient's net.Conn under one lock, as a first implementation would
+// (or, parked, queueing to each recipient's writer goroutine).
+func serveBaseline(addr string, parked bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	var mu sync.Mutex
-	users := map[string]net.Conn{}
+	users := map[string]*bpeer{}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signalNotify(sig)
@@ -517,12 +573,18 @@ func serveBaseline(addr string) error {
 		os.Exit(0)
 	}()
 	for {
-		c, err := ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			return err
 		}
+		c := &bpeer{Conn: nc, parked: parked}
+		c.wake.L = &c.mu
+		if parked {
+			go c.writer()
+		}
 		go func() {
 			defer c.Close()
+			defer c.end()
 			var d wire.Decoder
 			var me string
 			buf := make([]byte, 4096)
@@ -546,7 +608,7 @@ func serveBaseline(addr string) error {
 							mu.Lock()
 							users[me] = c
 							mu.Unlock()
-							c.Write(wire.AppendFrame(nil, f.Version, wire.CmdVerifyResult, []byte(`{"code":1}`)))
+							c.send(wire.AppendFrame(nil, f.Version, wire.CmdVerifyResult, []byte(`{"code":1}`)))
 						}
 					case wire.CmdSingle, wire.CmdBroadcast:
 						var m wire.Chat
@@ -558,12 +620,12 @@ func serveBaseline(addr string) error {
 						if f.Command == wire.CmdSingle {
 							to, _ := wire.ParseID(m.To)
 							if u := users[to.Key]; u != nil {
-								u.Write(out)
+								u.send(out)
 							}
 						} else {
 							for id, u := range users {
 								if id != me {
-									u.Write(out)
+									u.send(out)
 								}
 							}
 						}
