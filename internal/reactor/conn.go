@@ -34,10 +34,15 @@ const (
 var bufPools sync.Map // int -> *sync.Pool of *[]byte
 
 func getBuf(size int) *[]byte {
-	pool, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
-		b := make([]byte, size)
-		return &b
-	}})
+	// Load first: building the pool LoadOrStore might store would cost an
+	// allocation on every call, and the output queue calls this per chunk.
+	pool, ok := bufPools.Load(size)
+	if !ok {
+		pool, _ = bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+			b := make([]byte, size)
+			return &b
+		}})
+	}
 	return pool.(*sync.Pool).Get().(*[]byte)
 }
 
@@ -416,7 +421,13 @@ func (c *conn) checkIdle() {
 // queued and a callback of this connection is running, the bytes go
 // straight to the socket, as far as it takes them; the rest is copied to
 // the queue for the writer.
-func (c *conn) Write(p []byte) (int, error) {
+func (c *conn) Write(p []byte) (int, error) { return c.write(p, false) }
+
+// WriteShared is Write without the copy: what the socket does not take at
+// once stays in p until it is sent.
+func (c *conn) WriteShared(p []byte) (int, error) { return c.write(p, true) }
+
+func (c *conn) write(p []byte, shared bool) (int, error) {
 	c.wmu.Lock()
 	if c.closing.Load() {
 		c.wmu.Unlock()
@@ -447,7 +458,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.wqBytes > 0 && c.wqBytes+len(p) > c.cfg.maxQueued {
 		return c.overflowLocked(p)
 	}
-	c.enqueueLocked(p)
+	c.enqueueLocked(p, shared)
 	if c.wqBytes > c.cfg.highWater {
 		c.setCongested(true)
 	}

@@ -32,10 +32,17 @@ const (
 // output passed the hard limit: the peer was not reading.
 var ErrOutputQueueFull = errors.New("output queue full: peer not reading")
 
-// chunk is a piece of queued output: b is the unsent part of *bp.
+// chunk is a piece of queued output: b is the unsent part of *bp, or of
+// a caller's slice handed over by WriteShared when bp is nil.
 type chunk struct {
 	bp *[]byte
 	b  []byte
+}
+
+func (ch chunk) release() {
+	if ch.bp != nil {
+		putBuf(ch.bp)
+	}
 }
 
 // writeInline tries one non-blocking write of p on the socket, wmu held and
@@ -74,10 +81,15 @@ func (c *conn) inlineWrite(fd uintptr) bool {
 	}
 }
 
-// enqueueLocked copies p to the end of the queue; wmu is held.
-func (c *conn) enqueueLocked(p []byte) {
+// enqueueLocked copies p to the end of the queue, or with shared queues p
+// itself; wmu is held.
+func (c *conn) enqueueLocked(p []byte, shared bool) {
 	c.wqBytes += len(p)
-	if k := len(c.wq); k > 0 {
+	if shared {
+		// Capped, so no later copy is appended into the caller's array.
+		c.wq = append(c.wq, chunk{b: p[:len(p):len(p)]})
+		p = nil
+	} else if k := len(c.wq); k > 0 {
 		t := &c.wq[k-1]
 		m := copy(t.b[len(t.b):cap(t.b)], p)
 		t.b = t.b[:len(t.b)+m]
@@ -105,7 +117,7 @@ func (c *conn) enqueueLocked(p []byte) {
 // releaseLocked returns every queued chunk to its pool; wmu is held.
 func (c *conn) releaseLocked() {
 	for i := range c.wq {
-		putBuf(c.wq[i].bp)
+		c.wq[i].release()
 	}
 	clear(c.wq)
 	c.wq = c.wq[:0]
@@ -154,7 +166,7 @@ func (c *conn) writer() {
 		c.writing = false
 		if c.dead { // aborted meanwhile: the queue went with it
 			for i := range batch {
-				putBuf(batch[i].bp)
+				batch[i].release()
 			}
 			clear(batch)
 			batch = batch[:0]
@@ -184,7 +196,7 @@ func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
 	i := 0
 	for ; i < len(batch) && n >= len(batch[i].b); i++ {
 		n -= len(batch[i].b)
-		putBuf(batch[i].bp)
+		batch[i].release()
 	}
 	if i < len(batch) {
 		batch[i].b = batch[i].b[n:]

@@ -55,8 +55,13 @@ func (f *flooder) ConnectionMade(t Transport) {
 			for k := range f.each {
 				p := record(w, k, f.size)
 				start := time.Now()
-				_, err := t.Write(p)
-				clear(p) // the transport must have copied what it kept
+				var err error
+				if w%2 == 0 {
+					_, err = t.Write(p)
+					clear(p) // the transport must have copied what it kept
+				} else {
+					_, err = t.WriteShared(p) // p is never touched again
+				}
 				f.mu.Lock()
 				f.blocked = max(f.blocked, time.Since(start))
 				if err != nil {
@@ -82,7 +87,8 @@ func (f *flooder) ConnectionLost(err error) { f.lost <- err }
 func (f *flooder) PeerSlow()                { f.slow <- struct{}{} }
 func (f *flooder) PeerCaughtUp()            { f.caught <- struct{}{} }
 
-// Writes from many goroutines arrive whole and, per goroutine, in order;
+// Writes (copied or shared) from many goroutines arrive whole and, per
+// goroutine, in order;
 // LoseConnection after them still delivers every byte, then EOF; a write
 // after it is refused.
 func TestWritesOrderedWholeAndFlushed(t *testing.T) {

@@ -106,6 +106,10 @@ type Transport interface {
 	// queue passed its hard limit (the connection is then closed). A write
 	// that fails closes the connection.
 	Write(p []byte) (int, error)
+	// WriteShared is Write for bytes that are never modified again (a
+	// frame encoded once for many peers): the queue keeps p itself, not
+	// a copy.
+	WriteShared(p []byte) (int, error)
 	// LoseConnection closes the connection after everything written so far
 	// has been sent, and waits briefly for the peer to close its side so it
 	// is not sent a reset. Writes after it are refused. Safe from any

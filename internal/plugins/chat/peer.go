@@ -118,7 +118,9 @@ func (p *peer) drop() { p.stop() }
 // whose queue would exceed --send-queue is disconnected by its transport
 // (which logs it). It reports whether the frame was queued.
 func (p *peer) send(frame []byte) bool {
-	_, err := p.t.Write(frame)
+	// Frames are never modified once encoded (a broadcast shares one
+	// among every recipient), so the queue may keep them without a copy.
+	_, err := p.t.WriteShared(frame)
 	if errors.Is(err, reactor.ErrOutputQueueFull) {
 		p.stopped.Store(true)
 		p.hub.overflows.Add(1)
