@@ -91,6 +91,11 @@ type conn struct {
 	inN      int
 	inErr    error
 	saidSlow bool // FlowWatcher was told PeerSlow; read loop only
+	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
+	// is the read loop's, wr is changed under wmu with the queue empty.
+	rd  io.Reader
+	wr  io.Writer
+	tls bool
 	// inCallback is set while a protocol callback runs: a Write then most
 	// likely comes from the connection's own goroutine (a reply, an echo)
 	// and is written inline. Writes from elsewhere (a fan-out, a timer, a
@@ -183,7 +188,7 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 		cfg.maxQueued = DefaultMaxQueued
 	}
 	cfg.clock = orReal(cfg.clock)
-	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
+	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg, rd: nc, wr: nc}
 	c.pcond.L = &c.pmu
 	c.wwake.L = &c.wmu
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -277,7 +282,7 @@ func (c *conn) serve() {
 			c.nc.SetReadDeadline(time.Time{})
 			limit = min(limit, owed)
 		}
-		n, err := c.nc.Read(buf[:limit])
+		n, err := c.rd.Read(buf[:limit])
 		if owed > 0 {
 			owed -= n
 		}
@@ -481,7 +486,7 @@ func (c *conn) LoseConnection() {
 			// A flush that makes no progress for this long is given up.
 			c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		}
-		c.wwake.Signal()
+		c.wwake.Broadcast()
 		return
 	}
 	c.closeGentlyLocked()

@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"syscall"
@@ -110,7 +111,7 @@ func (c *conn) enqueueLocked(p []byte, shared bool) {
 		c.writerDone = make(chan struct{})
 		go c.writer()
 	} else {
-		c.wwake.Signal()
+		c.wwake.Broadcast() // the writer, or a StartTLS waiting for it
 	}
 }
 
@@ -160,8 +161,9 @@ func (c *conn) writer() {
 		}
 		batch, c.wq = c.wq, batch[:0]
 		c.writing = true
+		w := c.wr
 		c.wmu.Unlock()
-		n, err := c.flush(batch)
+		n, err := c.flush(w, batch)
 		c.wmu.Lock()
 		c.writing = false
 		if c.dead { // aborted meanwhile: the queue went with it
@@ -185,6 +187,9 @@ func (c *conn) writer() {
 		}
 		if c.wqBytes <= c.cfg.highWater/2 {
 			c.setCongested(false)
+		}
+		if c.wqBytes == 0 {
+			c.wwake.Broadcast() // a StartTLS may wait for the clear output
 		}
 	}
 }
@@ -212,7 +217,7 @@ func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
 // and returns how many bytes went. The write timeout measures a queue
 // making no progress: a writev that timed out after sending something is
 // retried under a fresh deadline.
-func (c *conn) flush(batch []chunk) (int, error) {
+func (c *conn) flush(w io.Writer, batch []chunk) (int, error) {
 	bufs := c.iov[:0]
 	for _, ch := range batch {
 		bufs = append(bufs, ch.b)
@@ -228,7 +233,7 @@ func (c *conn) flush(batch []chunk) (int, error) {
 		if timeout > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		}
-		n, err := bufs.WriteTo(c.nc)
+		n, err := bufs.WriteTo(w)
 		total += int(n)
 		if n > 0 {
 			c.sent.Add(n)

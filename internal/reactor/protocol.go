@@ -28,6 +28,18 @@
 // restart reading explicitly. Port's IdleTimeout closes a connection with
 // no bytes either way for that long.
 //
+// # Reading, long work and TLS
+//
+// A connection's read buffer starts at Port.ReadBufferSize, doubles while
+// reads fill it, up to Port.MaxReadBufferSize (DefaultMaxReadBufferSize),
+// and halves back after a run of small reads; buffers come from pools.
+// Transport.Go runs long work (a transfer, a password hash) in a goroutine
+// the connection owns: its context ends when the connection closes, a
+// panic in it is logged with its stack and closes that connection only,
+// and ConnectionLost runs once every such goroutine returned.
+// Transport.StartTLS switches a live connection to TLS (AUTH TLS,
+// STARTTLS) after the clear output queued before it.
+//
 // # Connection limits
 //
 // With Port.MaxConnections, or the runner's --max-connections, N clients
@@ -79,6 +91,7 @@ package reactor
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 )
 
@@ -123,6 +136,10 @@ type Transport interface {
 	// ConnectionLost waits until every such goroutine returned. It returns
 	// false, running nothing, once the connection is closing.
 	Go(f func(ctx context.Context)) bool
+	// StartTLS switches the connection to TLS, as the server, after the
+	// output queued so far went out in clear; early holds bytes already
+	// received past the switch point. Call it from a callback.
+	StartTLS(cfg *tls.Config, early []byte) error
 	// PauseProducing stops reading from the peer until ResumeProducing.
 	PauseProducing()
 	ResumeProducing()
