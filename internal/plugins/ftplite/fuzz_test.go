@@ -2,6 +2,8 @@ package ftplite
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -59,11 +61,12 @@ func (f *fakeTransport) Write(p []byte) (int, error) {
 	}
 	return f.out.Write(p)
 }
-func (f *fakeTransport) WriteShared(p []byte) (int, error) { return f.Write(p) }
-func (f *fakeTransport) LoseConnection()                   { f.mu.Lock(); f.closed = true; f.mu.Unlock() }
-func (f *fakeTransport) AbortConnection()                  { f.LoseConnection() }
-func (f *fakeTransport) PauseProducing()                   {}
-func (f *fakeTransport) ResumeProducing()                  {}
+func (f *fakeTransport) WriteShared(p []byte) (int, error)  { return f.Write(p) }
+func (f *fakeTransport) StartTLS(*tls.Config, []byte) error { return errors.New("no TLS here") }
+func (f *fakeTransport) LoseConnection()                    { f.mu.Lock(); f.closed = true; f.mu.Unlock() }
+func (f *fakeTransport) AbortConnection()                   { f.LoseConnection() }
+func (f *fakeTransport) PauseProducing()                    {}
+func (f *fakeTransport) ResumeProducing()                   {}
 func (f *fakeTransport) LocalAddr() net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 21}
 }

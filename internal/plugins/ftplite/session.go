@@ -2,7 +2,6 @@ package ftplite
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -21,9 +20,8 @@ import (
 const maxPending = 32
 
 // session is one control connection. Its reactor callbacks run on the
-// connection's goroutine; commands run with mu held, either there, on the
-// TLS reader goroutine once AUTH TLS switched the stream, or on a job's
-// goroutine replaying commands queued while the job ran. A job (a data
+// connection's goroutine; commands run with mu held, either there or on a
+// job's goroutine replaying commands queued while the job ran. A job (a data
 // transfer or a password check) runs in a goroutine the connection owns
 // (Transport.Go) so that the control connection keeps reading: that is how
 // ABOR reaches a transfer. The reactor cancels jobs when the connection
@@ -38,10 +36,6 @@ type session struct {
 	admitted bool
 
 	split *cmdline.Splitter
-	tlsIn *pipe // set by AUTH TLS; only touched on the connection goroutine
-
-	wmu sync.Mutex
-	out io.Writer // the transport, or the TLS connection over it
 
 	busy       atomic.Bool
 	lastActive atomic.Int64
@@ -65,7 +59,7 @@ type session struct {
 	renameFrom string
 	epsvAll    bool
 	secure     bool // control channel is TLS
-	switched   bool // AUTH TLS just ran: the splitter must stop
+	switched   bool // AUTH TLS just ran: the splitter stops, StartTLS follows
 	pbsz       bool
 	protP      bool
 	pasv       *net.TCPListener
@@ -96,7 +90,7 @@ func newSession(srv *server) *session {
 }
 
 func (s *session) ConnectionMade(t reactor.Transport) {
-	s.t, s.out = t, t
+	s.t = t
 	peer := t.RemoteAddr().String()
 	if a, ok := t.RemoteAddr().(*net.TCPAddr); ok {
 		s.peerIP = a.IP
@@ -130,13 +124,15 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 }
 
 func (s *session) DataReceived(p []byte) {
-	if s.tlsIn != nil {
-		s.tlsIn.push(s.split.TrimLF(p))
-		return
-	}
 	rest := s.split.Feed(p, s.onLine)
-	if s.tlsIn != nil && len(rest) > 0 {
-		s.tlsIn.push(rest)
+	s.mu.Lock()
+	switched := s.switched
+	s.switched = false
+	s.mu.Unlock()
+	if switched {
+		if err := s.t.StartTLS(s.srv.tls, s.split.TrimLF(rest)); err != nil {
+			s.t.AbortConnection()
+		}
 	}
 }
 
@@ -227,11 +223,7 @@ func (s *session) onLine(l []byte, tooLong bool) bool {
 		return true
 	}
 	s.dispatch(line)
-	if s.switched {
-		s.switched = false
-		return false
-	}
-	return true
+	return !s.switched
 }
 
 // abort ends the running transfer; its goroutine answers 426 then 226.
@@ -311,17 +303,7 @@ func (s *session) replyLines(code int, first string, lines []string, last string
 	s.write(b.String())
 }
 
-func (s *session) write(text string) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.out.Write([]byte(text))
-}
-
-func (s *session) setOut(w io.Writer) {
-	s.wmu.Lock()
-	s.out = w
-	s.wmu.Unlock()
-}
+func (s *session) write(text string) { s.t.Write([]byte(text)) }
 
 func oneLine(s string) string {
 	if strings.ContainsAny(s, "\r\n") {
