@@ -1,6 +1,7 @@
 # Summarises `go test -bench` output as a table of medians over the -count
 # runs, twistd beside bare, for two shapes of benchmark:
-#   - pairs of lines named .../twistd and .../bare with a MB/s or rt/s metric;
+#   - pairs of lines named .../twistd and .../bare (or .../loop, a second
+#     baseline, shown as its own row) with a MB/s or rt/s metric;
 #   - single lines carrying twistd-UNIT and bare-UNIT metrics (both servers
 #     measured in alternating rounds) and the run's own ratio, whose median
 #     is shown as well.
@@ -14,7 +15,7 @@
 			add(name "/" side, $i, substr(u, index(u, "-") + 1))
 		} else if (u == "ratio") {
 			add(name "/ratio", $i, "")
-		} else if ((u == "MB/s" || u == "rt/s") && name ~ /\/(twistd|bare)$/) {
+		} else if ((u == "MB/s" || u == "rt/s") && name ~ /\/(twistd|bare|loop)$/) {
 			add(name, $i, u)
 		}
 	}
@@ -36,11 +37,13 @@ END {
 	for (key in count) {
 		if (key !~ /\/twistd$/) continue
 		row = substr(key, 1, length(key) - 7)
-		bare = row "/bare"
-		if (!(bare in count)) continue
-		t = median(key); b = median(bare)
-		paired = (row "/ratio") in count ? sprintf("%.3f", median(row "/ratio")) : "-"
-		printf "| %-44s | %-7s | %12.1f | %12.1f | %6.3f | %12s | %d |\n", row, unit[key], t, b, t / b, paired, count[key] | "sort"
+		for (side = 1; side <= 2; side++) {
+			base = row (side == 1 ? "/bare" : "/loop")
+			if (!(base in count)) continue
+			t = median(key); b = median(base)
+			paired = side == 1 && (row "/ratio") in count ? sprintf("%.3f", median(row "/ratio")) : "-"
+			printf "| %-44s | %-7s | %12.1f | %12.1f | %6.3f | %12s | %d |\n", row (side == 1 ? "" : " vs loop"), unit[key], t, b, t / b, paired, count[key] | "sort"
+		}
 	}
 	close("sort")
 }

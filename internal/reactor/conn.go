@@ -34,10 +34,15 @@ const (
 var bufPools sync.Map // int -> *sync.Pool of *[]byte
 
 func getBuf(size int) *[]byte {
-	pool, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
-		b := make([]byte, size)
-		return &b
-	}})
+	// Load first: building the pool LoadOrStore might store would cost an
+	// allocation on every call, and the output queue calls this per chunk.
+	pool, ok := bufPools.Load(size)
+	if !ok {
+		pool, _ = bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+			b := make([]byte, size)
+			return &b
+		}})
+	}
 	return pool.(*sync.Pool).Get().(*[]byte)
 }
 
@@ -61,12 +66,49 @@ type conn struct {
 	made func()
 	cfg  connConfig
 
-	wmu     sync.Mutex // serialises writes and the half-close after them
+	wmu     sync.Mutex // guards the output queue and the half-close after it
 	closing atomic.Bool
+
+	// The output queue (outqueue.go), under wmu. Bytes the socket does not
+	// take at once wait in wq for the connection's writer goroutine, which
+	// is started at the first such write and parked on wwake while the
+	// queue is empty.
+	wq              []chunk
+	wqBytes         int // queued, including what the writer is writing
+	writing         bool
+	writerUp        bool
+	writerStop      bool // serve is ending: flush, then return
+	closeAfterFlush bool // LoseConnection came with output queued
+	dead            bool // aborted or failed: queued output is dropped
+	lostReason      error
+	wwake           sync.Cond // L is &wmu
+	writerDone      chan struct{}
+	iov             net.Buffers // the writer's, reused
+	// raw writes inline; nil when the connection has no descriptor.
+	raw      syscall.RawConn
+	inFn     func(fd uintptr) bool
+	inP      []byte
+	inN      int
+	inErr    error
+	saidSlow bool // FlowWatcher was told PeerSlow; read loop only
+	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
+	// is the read loop's, wr is changed under wmu with the queue empty.
+	rd  io.Reader
+	wr  io.Writer
+	tls bool
+	// inCallback is set while a protocol callback runs: a Write then most
+	// likely comes from the connection's own goroutine (a reply, an echo)
+	// and is written inline. Writes from elsewhere (a fan-out, a timer, a
+	// job) go to the writer, so a sender to a thousand peers hands over a
+	// thousand queued frames instead of making a thousand system calls,
+	// and the writers coalesce what piles up meanwhile.
+	inCallback atomic.Bool
 
 	pmu       sync.Mutex
 	pcond     sync.Cond // L is &pmu
 	paused    bool
+	congested bool // queued output past the high-water mark
+	flowKick  bool // the read was interrupted to tell a FlowWatcher
 	stopReq   bool // a graceful stop asked to interrupt the read
 	stopAsked bool // requestStop ran; StopRequested is owed at most once
 
@@ -84,6 +126,13 @@ type conn struct {
 	lingerProgress time.Time
 	last           atomic.Int64 // clock time of the last byte either way (idle timeout)
 
+	// Goroutines the protocol started with Go (jobs.go).
+	jmu      sync.Mutex
+	jobs     sync.WaitGroup
+	jobCtx   context.Context
+	jobStop  context.CancelFunc
+	jobsDone bool
+
 	tmu       sync.Mutex
 	idleTimer Timer
 	ended     bool // serve returned; no more idle checks
@@ -92,9 +141,12 @@ type conn struct {
 // connConfig holds the per-connection settings a Port or ClientService
 // passes on.
 type connConfig struct {
-	bufSize      int
+	bufSize      int           // the read buffer's initial and smallest size
+	maxBufSize   int           // how far it may grow (at most bufSize: fixed)
 	idleTimeout  time.Duration // 0: none
 	writeTimeout time.Duration // 0: none
+	highWater    int           // 0: DefaultHighWater
+	maxQueued    int           // 0: DefaultMaxQueued
 	clock        Clock
 	metrics      *PortMetrics // nil: not counted
 }
@@ -127,9 +179,25 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 	if cfg.bufSize <= 0 {
 		cfg.bufSize = DefaultReadBufferSize
 	}
+	if cfg.maxBufSize == 0 {
+		cfg.maxBufSize = max(DefaultMaxReadBufferSize, cfg.bufSize)
+	}
+	if cfg.highWater <= 0 {
+		cfg.highWater = DefaultHighWater
+	}
+	if cfg.maxQueued <= 0 {
+		cfg.maxQueued = DefaultMaxQueued
+	}
 	cfg.clock = orReal(cfg.clock)
-	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg}
+	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg, rd: nc, wr: nc}
 	c.pcond.L = &c.pmu
+	c.wwake.L = &c.wmu
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.inFn = c.inlineWrite
+		}
+	}
 	return c
 }
 
@@ -149,7 +217,14 @@ func (c *conn) serve() {
 			c.idleTimer.Stop()
 		}
 		c.tmu.Unlock()
+		c.stopWriter()
 		c.nc.Close()
+		c.endJobs()
+		c.wmu.Lock()
+		if c.lostReason != nil {
+			reason = c.lostReason
+		}
+		c.wmu.Unlock()
 		c.safely(func() { c.proto.ConnectionLost(reason) })
 		c.logAttrs(slog.LevelInfo, "connection closed", slog.Int64("sent", c.sent.Load()), slog.Int64("received", c.recv.Load()))
 	}()
@@ -166,13 +241,27 @@ func (c *conn) serve() {
 	if c.closing.Load() {
 		size = lingerBufSize
 	}
-	bp := getBuf(size)
-	defer putBuf(bp)
-	buf := *bp
+	rb := readBuf{floor: size, max: max(size, c.cfg.maxBufSize)}
+	if c.closing.Load() {
+		rb.max = size
+	}
+	rb.bp = getBuf(size)
+	defer func() { putBuf(rb.bp) }()
+	buf := *rb.bp
 	owed := -1 // input the peer sent before a stop request; -1: not measured
+	fw, _ := c.proto.(FlowWatcher)
 	for {
 		limit := len(buf)
-		if stop, paused := c.waitResumed(); stop {
+		if fw != nil && !c.noteFlow(fw) {
+			reason = errPanic
+			return
+		}
+		stop, paused := c.waitResumed()
+		if fw != nil && !c.noteFlow(fw) {
+			reason = errPanic
+			return
+		}
+		if stop {
 			// Bytes the kernel already took from the peer are handed to the
 			// protocol before StopRequested, so a shutdown never drops a
 			// request that arrived in time. Only those: a peer that keeps
@@ -194,7 +283,7 @@ func (c *conn) serve() {
 			c.nc.SetReadDeadline(time.Time{})
 			limit = min(limit, owed)
 		}
-		n, err := c.nc.Read(buf[:limit])
+		n, err := c.rd.Read(buf[:limit])
 		if owed > 0 {
 			owed -= n
 		}
@@ -210,9 +299,10 @@ func (c *conn) serve() {
 				reason = errPanic
 				return
 			}
+			buf = rb.fit(n)
 		}
 		if err != nil {
-			if c.takeStopRequest(err) || c.keepLingering(err) {
+			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) {
 				continue
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.closing.Load() {
@@ -226,7 +316,9 @@ func (c *conn) serve() {
 // safely runs a protocol callback, turning a panic into a logged stack and
 // an aborted connection. It reports whether f returned normally.
 func (c *conn) safely(f func()) (ok bool) {
+	c.inCallback.Store(true)
 	defer func() {
+		c.inCallback.Store(false)
 		if r := recover(); r != nil {
 			c.logAttrs(slog.LevelError, fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
 			c.AbortConnection()
@@ -237,16 +329,34 @@ func (c *conn) safely(f func()) (ok bool) {
 	return true
 }
 
-// waitResumed blocks while reading is paused. It reports whether a graceful
+// waitResumed blocks while reading is paused, by the protocol or by
+// queued output past the high-water mark. It reports whether a graceful
 // stop request is pending and must be delivered first, and whether reading
 // is still paused (a stop request ends the wait either way).
 func (c *conn) waitResumed() (stop, paused bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	for c.paused && !c.stopReq {
+	for (c.paused || c.congested) && !c.stopReq {
 		c.pcond.Wait()
 	}
-	return c.stopReq, c.paused
+	return c.stopReq, c.paused || c.congested
+}
+
+// noteFlow tells a FlowWatcher protocol that its peer fell behind or
+// caught up since it was last told, on the connection's goroutine. It
+// reports false if the callback panicked.
+func (c *conn) noteFlow(fw FlowWatcher) bool {
+	c.pmu.Lock()
+	slow := c.congested
+	c.pmu.Unlock()
+	if slow == c.saidSlow {
+		return true
+	}
+	c.saidSlow = slow
+	if slow {
+		return c.safely(fw.PeerSlow)
+	}
+	return c.safely(fw.PeerCaughtUp)
 }
 
 // requestStop interrupts the read so StopRequested runs on the connection's
@@ -307,54 +417,97 @@ func (c *conn) checkIdle() {
 	}
 	c.tmu.Unlock()
 	c.logAttrs(slog.LevelInfo, fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
-	// A write blocked on a peer that does not read holds wmu; nothing can
-	// be flushed then, so close hard.
-	if c.wmu.TryLock() {
-		c.loseLocked()
-		c.wmu.Unlock()
+	// Output still queued after a whole timeout without a byte moving is
+	// going nowhere: close hard rather than flush.
+	if c.queuedBytes() > 0 {
+		c.AbortConnection()
 		return
 	}
-	c.AbortConnection()
+	c.LoseConnection()
 }
 
-func (c *conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.closing.Load() {
-		return 0, net.ErrClosed
-	}
-	if c.cfg.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
-	}
-	n, err := c.nc.Write(p)
-	c.sent.Add(int64(n))
-	if m := c.cfg.metrics; m != nil && n > 0 {
+// Write queues p and returns without waiting for the peer. When nothing is
+// queued and a callback of this connection is running, the bytes go
+// straight to the socket, as far as it takes them; the rest is copied to
+// the queue for the writer.
+func (c *conn) Write(p []byte) (int, error) { return c.write(p, false) }
+
+// countSent counts n bytes the socket took, for the transport and the
+// port's metrics.
+func (c *conn) countSent(n int64) {
+	c.sent.Add(n)
+	if m := c.cfg.metrics; m != nil {
 		m.Sent.Add(float64(n))
 	}
-	if n > 0 && c.cfg.idleTimeout > 0 {
-		c.touch()
-	}
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
-			c.logAttrs(slog.LevelInfo, fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
-		}
-		c.AbortConnection()
-	}
-	return n, err
 }
 
+// WriteShared is Write without the copy: what the socket does not take at
+// once stays in p until it is sent.
+func (c *conn) WriteShared(p []byte) (int, error) { return c.write(p, true) }
+
+func (c *conn) write(p []byte, shared bool) (int, error) {
+	c.wmu.Lock()
+	if c.closing.Load() {
+		c.wmu.Unlock()
+		return 0, net.ErrClosed
+	}
+	total := len(p)
+	if len(c.wq) == 0 && !c.writing && c.raw != nil && len(p) > 0 && c.inCallback.Load() {
+		n, err := c.writeInline(p)
+		if n > 0 {
+			c.countSent(int64(n))
+			if c.cfg.idleTimeout > 0 {
+				c.touch()
+			}
+		}
+		if err != nil {
+			c.wmu.Unlock()
+			c.AbortConnection()
+			return n, err
+		}
+		p = p[n:]
+	}
+	if len(p) == 0 {
+		c.wmu.Unlock()
+		return total, nil
+	}
+	// One write is queued whole whatever its size; output piling up
+	// behind earlier output is the mark of a peer not reading.
+	if c.wqBytes > 0 && c.wqBytes+len(p) > c.cfg.maxQueued {
+		return c.overflowLocked(p)
+	}
+	c.enqueueLocked(p, shared)
+	if c.wqBytes > c.cfg.highWater {
+		c.setCongested(true)
+	}
+	c.wmu.Unlock()
+	return total, nil
+}
+
+// LoseConnection refuses further writes, lets the writer flush what is
+// queued, then closes gently.
 func (c *conn) LoseConnection() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.loseLocked()
-}
-
-// loseLocked is LoseConnection with wmu held.
-func (c *conn) loseLocked() {
 	if c.closing.Swap(true) {
 		return
 	}
 	c.ResumeProducing()
+	if c.wqBytes > 0 {
+		c.closeAfterFlush = true
+		if c.cfg.writeTimeout <= 0 {
+			// A flush that makes no progress for this long is given up.
+			c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		}
+		c.wwake.Broadcast()
+		return
+	}
+	c.closeGentlyLocked()
+}
+
+// closeGentlyLocked closes a connection with nothing left queued; wmu is
+// held.
+func (c *conn) closeGentlyLocked() {
 	// Lingering only protects data still on its way and input that would
 	// turn the close into a reset (nginx's "lingering_close auto"); a peer
 	// that already holds every byte is closed at once, which is the common
@@ -408,10 +561,16 @@ func (c *conn) keepLingering(err error) bool {
 
 func (c *conn) AbortConnection() {
 	c.closing.Store(true)
+	c.wmu.Lock()
+	c.dead = true
+	c.releaseLocked()
+	c.wwake.Broadcast()
+	c.wmu.Unlock()
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
 	c.nc.Close()
+	c.setCongested(false)
 	c.ResumeProducing()
 }
 

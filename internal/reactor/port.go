@@ -29,8 +29,10 @@ type Port struct {
 
 	// The settings below are read at Start.
 
-	// ReadBufferSize is the size of each connection's read buffer.
-	ReadBufferSize int
+	// ReadBufferSize is the initial and smallest size of each connection's
+	// read buffer; it grows while reads fill it, up to MaxReadBufferSize
+	// (0: DefaultMaxReadBufferSize; at most ReadBufferSize: fixed).
+	ReadBufferSize, MaxReadBufferSize int
 	// System is the tag of the port's log lines; connections are tagged
 	// "System,N,peer". It defaults to the service name; set it before
 	// PrivilegedStart.
@@ -47,9 +49,13 @@ type Port struct {
 	// IdleTimeout closes a connection after this long with no bytes in
 	// either direction (0: never).
 	IdleTimeout time.Duration
-	// WriteTimeout closes a connection whose peer accepts none of a write
+	// WriteTimeout closes a connection whose output queue made no progress
 	// for this long (0: never).
 	WriteTimeout time.Duration
+	// HighWater is the queued output past which a connection stops reading
+	// its peer, and MaxQueued the queued output past which it is closed
+	// (0: DefaultHighWater, DefaultMaxQueued).
+	HighWater, MaxQueued int
 	// Clock times idle timeouts; nil means RealClock.
 	Clock Clock
 	// Metrics, if set, counts the port's clients and bytes.
@@ -145,7 +151,7 @@ func (p *Port) Start(ctx context.Context) error {
 		files = fileLimit
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
-	p.cfg = connConfig{bufSize: p.ReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, clock: p.Clock, metrics: p.Metrics}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, maxBufSize: p.MaxReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock, metrics: p.Metrics}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil

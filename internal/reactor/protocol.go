@@ -3,17 +3,42 @@
 // connection and delivers its events to a Protocol, so a protocol's
 // callbacks never run concurrently.
 //
-// # Back-pressure
+// # Writes and back-pressure
 //
-// Transport.Write returns once the bytes are in the kernel's send buffer.
-// A protocol that writes from DataReceived (echo) therefore stops reading
-// from a peer that stops reading: the peer's further bytes wait in kernel
-// buffers, and the server holds no more than the connection's read buffer
-// (tests bound the live-heap growth for such a client at 256 KiB). Port's
-// WriteTimeout closes a peer that accepts nothing for that long;
-// PauseProducing/ResumeProducing stop and restart reading explicitly.
-// Port's IdleTimeout closes a connection with no bytes either way for that
-// long.
+// Transport.Write never waits for the peer (Twisted's transports and
+// their producers and consumers). When nothing is queued it writes to the
+// socket at once, as much as the kernel takes without blocking; what is
+// left is copied to the connection's bounded output queue, which the
+// connection's one writer goroutine (started at the first such write,
+// parked while the queue is empty) drains, handing everything queued to
+// one writev. Writes from any goroutine keep their order and are never
+// interleaved.
+//
+// Past Port.HighWater queued bytes (DefaultHighWater) the connection
+// stops reading its peer, and reads again once the queue is down to half
+// of it; so a protocol that writes from DataReceived (echo, a relay) is
+// paced by its slowest reader, the peer's further bytes wait in kernel
+// buffers, and a client that sends without reading costs the server a
+// bounded amount of memory (tests bound the live-heap growth at 256 KiB).
+// A protocol implementing FlowWatcher is told when that happens. Past
+// Port.MaxQueued (DefaultMaxQueued) the connection is closed, with a log
+// line naming the peer and the bytes dropped, and ConnectionLost gets
+// ErrOutputQueueFull. Port's WriteTimeout closes a connection whose queue
+// made no progress for that long; PauseProducing/ResumeProducing stop and
+// restart reading explicitly. Port's IdleTimeout closes a connection with
+// no bytes either way for that long.
+//
+// # Reading, long work and TLS
+//
+// A connection's read buffer starts at Port.ReadBufferSize, doubles while
+// reads fill it, up to Port.MaxReadBufferSize (DefaultMaxReadBufferSize),
+// and halves back after a run of small reads; buffers come from pools.
+// Transport.Go runs long work (a transfer, a password hash) in a goroutine
+// the connection owns: its context ends when the connection closes, a
+// panic in it is logged with its stack and closes that connection only,
+// and ConnectionLost runs once every such goroutine returned.
+// Transport.StartTLS switches a live connection to TLS (AUTH TLS,
+// STARTTLS) after the clear output queued before it.
 //
 // # Connection limits
 //
@@ -41,8 +66,11 @@
 //
 // # Closing
 //
-// LoseConnection closes at once when the peer has acknowledged every byte
-// and sent nothing unread (SIOCOUTQ and SIOCINQ both 0). Otherwise it
+// LoseConnection refuses further writes and first lets the writer flush
+// what is queued (given up when it makes no progress for the write
+// timeout, or 5 s without one); a peer's FIN likewise waits for queued
+// output before the socket closes. Then it closes at once when the peer
+// has acknowledged every byte and sent nothing unread (SIOCOUTQ and SIOCINQ both 0). Otherwise it
 // half-closes and reads, discarding, until the peer's FIN, until the
 // kernel has had everything acknowledged, or until delivery stalls for 5 s:
 // closing a socket with data in flight or unread input would reset the
@@ -75,12 +103,16 @@
 // backoffPolicy).
 package reactor
 
-import "net"
+import (
+	"context"
+	"crypto/tls"
+	"net"
+)
 
 // Protocol receives the events of one connection. All three methods are
 // called from the connection's own goroutine, never concurrently. They
 // should return quickly: long work (a file transfer, a slow lookup) belongs
-// in a goroutine the protocol owns and ends in ConnectionLost.
+// in a goroutine started with Transport.Go.
 type Protocol interface {
 	ConnectionMade(t Transport)
 	// DataReceived gets bytes as they arrive; p is only valid during the
@@ -93,17 +125,35 @@ type Protocol interface {
 
 // Transport is a protocol's handle on its connection.
 type Transport interface {
-	// Write sends p. It is safe from any goroutine; writes are not
-	// interleaved. It returns when the bytes are in the kernel's buffer, so a
-	// peer that does not read slows the writer down instead of growing
-	// memory. A write that fails closes the connection.
+	// Write sends p, or queues what the socket does not take at once, and
+	// returns without waiting for the peer; p may be reused when it
+	// returns. It is safe from any goroutine; writes keep their order and
+	// are not interleaved. It fails with net.ErrClosed after
+	// LoseConnection or a close, and with ErrOutputQueueFull when the
+	// queue passed its hard limit (the connection is then closed). A write
+	// that fails closes the connection.
 	Write(p []byte) (int, error)
+	// WriteShared is Write for bytes that are never modified again (a
+	// frame encoded once for many peers): the queue keeps p itself, not
+	// a copy.
+	WriteShared(p []byte) (int, error)
 	// LoseConnection closes the connection after everything written so far
 	// has been sent, and waits briefly for the peer to close its side so it
-	// is not sent a reset. Safe from any goroutine.
+	// is not sent a reset. Writes after it are refused. Safe from any
+	// goroutine.
 	LoseConnection()
 	// AbortConnection closes at once, discarding unsent data (TCP reset).
 	AbortConnection()
+	// Go runs f in a goroutine the connection owns, for long work (a file
+	// transfer, a slow lookup, a password hash): ctx is cancelled when the
+	// connection closes, a panic in f closes only this connection, and
+	// ConnectionLost waits until every such goroutine returned. It returns
+	// false, running nothing, once the connection is closing.
+	Go(f func(ctx context.Context)) bool
+	// StartTLS switches the connection to TLS, as the server, after the
+	// output queued so far went out in clear; early holds bytes already
+	// received past the switch point. Call it from a callback.
+	StartTLS(cfg *tls.Config, early []byte) error
 	// PauseProducing stops reading from the peer until ResumeProducing.
 	PauseProducing()
 	ResumeProducing()
@@ -133,6 +183,17 @@ func (f FactoryFunc) BuildProtocol(remote net.Addr) Protocol { return f(remote) 
 // ends.
 type StopRequester interface {
 	StopRequested()
+}
+
+// FlowWatcher is implemented by protocols that want to know when their
+// peer falls behind (Twisted's IPushProducer, paused by its consumer):
+// PeerSlow when queued output passed the high-water mark and reading
+// paused, PeerCaughtUp when the queue is down to half of it and reading
+// resumed. Both run on the connection's goroutine, like the other
+// callbacks; a relay might stop feeding the slow peer meanwhile.
+type FlowWatcher interface {
+	PeerSlow()
+	PeerCaughtUp()
 }
 
 // systemKey is the log attribute naming which service or connection a line

@@ -24,11 +24,10 @@
 //     against a file of ID:bcrypt-hash lines; without --users IDs are
 //     unauthenticated, as in the classic server.
 //
-// Each connection has a bounded outgoing queue drained by a writer
-// goroutine that runs only while the queue is non-empty and coalesces what
-// is queued into one write; a fan-out encodes the message once and only
-// appends to queues, so a slow reader never delays the others. A
-// connection whose queue exceeds --send-queue bytes is disconnected.
+// A fan-out encodes the message once and hands it to each recipient's
+// transport, whose bounded output queue (the reactor's) never blocks the
+// sender, so a slow reader never delays the others. A connection whose
+// queue exceeds --send-queue bytes is disconnected.
 //
 // # Several instances (--redis)
 //
@@ -272,6 +271,7 @@ func New(name string, ep reactor.Endpoint, cfg Config, clock reactor.Clock, log 
 	port.ReadBufferSize = readBufferSize
 	port.MaxConnections = cfg.MaxConnections
 	port.Metrics = cfg.Metrics.Port()
+	port.MaxQueued = cfg.QueueBytes
 	c := service.NewCollection(name, log)
 	if t, err := parseRedis(cfg.Redis); cfg.Redis != "" && err == nil {
 		rc := newRedisCluster(hub, t, cfg.PresenceTTL, log)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -14,16 +13,9 @@ import (
 	"github.com/twistd-go/twistd/internal/reactor"
 )
 
-// maxWrite bounds one coalesced write, so a long queue is sent in pieces
-// and its bytes are released as they go.
-const maxWrite = 64 << 10
-
-// writeBufs holds coalescing buffers; only peers with a writer running hold
-// one, and only for the duration of a write.
-var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, maxWrite); return &b }}
-
-// peer is one client connection: its Protocol callbacks (on the
-// connection's goroutine) and its outgoing queue (fed from any goroutine).
+// peer is one client connection: its Protocol callbacks run on the
+// connection's goroutine; other connections' goroutines send to it through
+// its transport, whose bounded queue (--send-queue) never blocks them.
 type peer struct {
 	hub *Hub
 	t   reactor.Transport
@@ -60,14 +52,6 @@ type peer struct {
 	// asked is set under hub.mu once the peer was asked to stop or is gone.
 	asked bool
 	key   atomic.Pointer[string] // the verified ID, for log lines
-
-	mu         sync.Mutex
-	queue      [][]byte
-	queued     int  // bytes queued or being written
-	writing    bool // a drain goroutine is running
-	flushClose bool // close once the queue is written
-	closed     bool // nothing more will be written
-	drained    chan struct{}
 }
 
 func (p *peer) ConnectionMade(t reactor.Transport) {
@@ -115,19 +99,6 @@ func (p *peer) noteFrameStart(framesBefore uint64) {
 func (p *peer) ConnectionLost(error) {
 	p.stopped.Store(true)
 	p.hub.forget(p)
-	p.mu.Lock()
-	p.closed = true
-	p.queue = nil
-	done := p.drained
-	if !p.writing {
-		done = nil
-	}
-	p.mu.Unlock()
-	// The socket is closed, so a write in progress fails at once; waiting
-	// here keeps the writer inside the connection's lifetime.
-	if done != nil {
-		<-done
-	}
 }
 
 // StopRequested is the server's graceful stop: finish writing what is
@@ -138,46 +109,16 @@ func (p *peer) StopRequested() { p.hub.stopRequested(p) }
 // stop ends input processing and closes once the queue is written.
 func (p *peer) stop() {
 	p.stopped.Store(true)
-	p.mu.Lock()
-	if p.closed || p.flushClose {
-		p.mu.Unlock()
-		return
-	}
-	p.flushClose = true
-	busy := p.writing
-	p.mu.Unlock()
-	if !busy {
-		// No writer runs and none can start now, so this cannot wait
-		// behind a blocked write.
-		p.t.LoseConnection()
-	}
-}
-
-// drop closes a peer that stopped talking: politely if nothing is being
-// written, at once if a write is stuck (a peer that neither reads nor
-// writes would otherwise hold it until TCP gives up).
-func (p *peer) drop() {
-	p.stopped.Store(true)
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	if p.writing {
-		p.closed = true
-		p.queue = nil
-		p.mu.Unlock()
-		p.t.AbortConnection()
-		return
-	}
-	p.flushClose = true
-	p.mu.Unlock()
 	p.t.LoseConnection()
 }
 
+// drop closes a peer that stopped talking, after what is queued for it;
+// the transport gives up on output that makes no progress.
+func (p *peer) drop() { p.stop() }
+
 // send queues an encoded frame. It never blocks on the network: a peer
-// whose queue would exceed the hub's limit is disconnected. It reports
-// whether the frame was queued.
+// whose queue would exceed --send-queue is disconnected by its transport
+// (which logs it). It reports whether the frame was queued.
 func (p *peer) send(frame []byte) bool { return p.enqueue(frame) == queued }
 
 // enqueueResult is what became of a frame handed to enqueue.
@@ -191,87 +132,18 @@ const (
 
 // enqueue is send, saying why a frame was not queued.
 func (p *peer) enqueue(frame []byte) enqueueResult {
-	p.mu.Lock()
-	if p.closed || p.flushClose {
-		p.mu.Unlock()
-		return peerClosing
-	}
-	if p.queued+len(frame) > p.hub.cfg.QueueBytes {
-		p.closed = true
-		p.queue = nil
-		n := p.queued
-		p.mu.Unlock()
+	// Frames are never modified once encoded (a broadcast shares one
+	// among every recipient), so the queue may keep them without a copy.
+	_, err := p.t.WriteShared(frame)
+	switch {
+	case err == nil:
+		return queued
+	case errors.Is(err, reactor.ErrOutputQueueFull):
 		p.stopped.Store(true)
 		p.hub.overflows.Add(1)
-		p.log.Warn(fmt.Sprintf("outgoing queue full (%d bytes unsent, limit %d): disconnecting slow reader", n, p.hub.cfg.QueueBytes), "id", p.idForLog())
-		p.t.AbortConnection()
 		return queueOverflow
 	}
-	p.queue = append(p.queue, frame)
-	p.queued += len(frame)
-	if !p.writing {
-		p.writing = true
-		p.drained = make(chan struct{})
-		go p.drain(p.drained)
-	}
-	p.mu.Unlock()
-	return queued
-}
-
-// drain is the peer's writer. It runs only while the queue is non-empty,
-// so an idle connection costs no goroutine, and writes everything queued
-// at each turn in as few writes as possible.
-func (p *peer) drain(done chan struct{}) {
-	defer close(done)
-	var batch [][]byte
-	for {
-		p.mu.Lock()
-		if p.closed || len(p.queue) == 0 {
-			closeNow := !p.closed && p.flushClose
-			p.writing = false
-			if cap(p.queue) > 64 {
-				p.queue = nil
-			}
-			p.mu.Unlock()
-			if closeNow {
-				p.t.LoseConnection()
-			}
-			return
-		}
-		batch, p.queue = p.queue, batch[:0]
-		p.mu.Unlock()
-		n, err := p.writeBatch(batch)
-		clear(batch)
-		p.mu.Lock()
-		p.queued -= n
-		if err != nil {
-			p.closed = true
-			p.queue = nil
-		}
-		p.mu.Unlock()
-	}
-}
-
-func (p *peer) writeBatch(batch [][]byte) (int, error) {
-	if len(batch) == 1 {
-		_, err := p.t.Write(batch[0])
-		return len(batch[0]), err
-	}
-	bp := writeBufs.Get().(*[]byte)
-	defer writeBufs.Put(bp)
-	total := 0
-	for i := 0; i < len(batch); {
-		buf := (*bp)[:0]
-		for ; i < len(batch) && (len(buf) == 0 || len(buf)+len(batch[i]) <= maxWrite); i++ {
-			buf = append(buf, batch[i]...)
-		}
-		*bp = buf[:0]
-		if _, err := p.t.Write(buf); err != nil {
-			return total + len(buf), err
-		}
-		total += len(buf)
-	}
-	return total, nil
+	return peerClosing
 }
 
 // idForLog returns the ID the peer logged in with, from any goroutine.

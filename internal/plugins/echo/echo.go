@@ -121,9 +121,10 @@ type protocol struct{ t reactor.Transport }
 
 func (p *protocol) ConnectionMade(t reactor.Transport) { p.t = t }
 
-// DataReceived writes the bytes straight back. Write returns once they are
-// in the kernel's buffer, so a client that does not read stalls this call
-// and with it the reading from that client: nothing piles up in memory.
+// DataReceived writes the bytes straight back. Write never blocks; once
+// the echo queued for a client that does not read passes the transport's
+// high-water mark, the transport stops reading from it, so nothing piles
+// up in memory and the client's further bytes wait in kernel buffers.
 func (p *protocol) DataReceived(b []byte) { p.t.Write(b) }
 
 func (p *protocol) ConnectionLost(error) {}

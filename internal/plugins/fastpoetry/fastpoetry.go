@@ -113,9 +113,9 @@ func (p *Poem) Bytes() []byte {
 type protocol struct{ poem []byte }
 
 func (p *protocol) ConnectionMade(t reactor.Transport) {
-	// Write returns when the poem is in the kernel's buffer; a slow reader
-	// only holds this connection's goroutine.
-	if _, err := t.Write(p.poem); err == nil {
+	// The poem is never modified, so what the socket does not take at once
+	// is queued without a copy; LoseConnection sends it all, then closes.
+	if _, err := t.WriteShared(p.poem); err == nil {
 		t.LoseConnection()
 	}
 }

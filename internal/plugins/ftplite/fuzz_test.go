@@ -2,6 +2,8 @@ package ftplite
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,11 +17,40 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// fakeTransport records what a session writes.
+// fakeTransport records what a session writes and, like the reactor's,
+// ends the goroutines started with Go before ConnectionLost (end).
 type fakeTransport struct {
 	mu     sync.Mutex
 	out    strings.Builder
 	closed bool
+	ended  bool
+	jobs   sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (f *fakeTransport) Go(fn func(context.Context)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended {
+		return false
+	}
+	if f.ctx == nil {
+		f.ctx, f.cancel = context.WithCancel(context.Background())
+	}
+	f.jobs.Go(func() { fn(f.ctx) })
+	return true
+}
+
+func (f *fakeTransport) end() {
+	f.mu.Lock()
+	f.ended = true
+	cancel := f.cancel
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	f.jobs.Wait()
 }
 
 func (f *fakeTransport) Write(p []byte) (int, error) {
@@ -30,10 +61,12 @@ func (f *fakeTransport) Write(p []byte) (int, error) {
 	}
 	return f.out.Write(p)
 }
-func (f *fakeTransport) LoseConnection()  { f.mu.Lock(); f.closed = true; f.mu.Unlock() }
-func (f *fakeTransport) AbortConnection() { f.LoseConnection() }
-func (f *fakeTransport) PauseProducing()  {}
-func (f *fakeTransport) ResumeProducing() {}
+func (f *fakeTransport) WriteShared(p []byte) (int, error)  { return f.Write(p) }
+func (f *fakeTransport) StartTLS(*tls.Config, []byte) error { return errors.New("no TLS here") }
+func (f *fakeTransport) LoseConnection()                    { f.mu.Lock(); f.closed = true; f.mu.Unlock() }
+func (f *fakeTransport) AbortConnection()                   { f.LoseConnection() }
+func (f *fakeTransport) PauseProducing()                    {}
+func (f *fakeTransport) ResumeProducing()                   {}
 func (f *fakeTransport) LocalAddr() net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 21}
 }
@@ -76,6 +109,7 @@ func FuzzSession(f *testing.F) {
 		s := newSession(srv)
 		s.ConnectionMade(tr)
 		s.DataReceived(in)
+		tr.end()
 		s.ConnectionLost(nil)
 		tr.mu.Lock()
 		out := tr.out.String()

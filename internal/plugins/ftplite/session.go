@@ -2,7 +2,6 @@ package ftplite
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -21,11 +20,12 @@ import (
 const maxPending = 32
 
 // session is one control connection. Its reactor callbacks run on the
-// connection's goroutine; commands run with mu held, either there, on the
-// TLS reader goroutine once AUTH TLS switched the stream, or on a job's
-// goroutine replaying commands queued while the job ran. A job (a data
-// transfer or a password check) runs in its own goroutine so that the
-// control connection keeps reading: that is how ABOR reaches a transfer.
+// connection's goroutine; commands run with mu held, either there or on a
+// job's goroutine replaying commands queued while the job ran. A job (a data
+// transfer or a password check) runs in a goroutine the connection owns
+// (Transport.Go) so that the control connection keeps reading: that is how
+// ABOR reaches a transfer. The reactor cancels jobs when the connection
+// closes, and runs ConnectionLost once they returned.
 type session struct {
 	srv      *server
 	t        reactor.Transport
@@ -35,15 +35,7 @@ type session struct {
 	ipKey    string
 	admitted bool
 
-	ctx    context.Context // ended in ConnectionLost; parent of every job
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // jobs and the TLS reader
-
 	split *cmdline.Splitter
-	tlsIn *pipe // set by AUTH TLS; only touched on the connection goroutine
-
-	wmu sync.Mutex
-	out io.Writer // the transport, or the TLS connection over it
 
 	busy       atomic.Bool
 	lastActive atomic.Int64
@@ -67,7 +59,7 @@ type session struct {
 	renameFrom string
 	epsvAll    bool
 	secure     bool // control channel is TLS
-	switched   bool // AUTH TLS just ran: the splitter must stop
+	switched   bool // AUTH TLS just ran: the splitter stops, StartTLS follows
 	pbsz       bool
 	protP      bool
 	pasv       *net.TCPListener
@@ -98,7 +90,7 @@ func newSession(srv *server) *session {
 }
 
 func (s *session) ConnectionMade(t reactor.Transport) {
-	s.t, s.out = t, t
+	s.t = t
 	peer := t.RemoteAddr().String()
 	if a, ok := t.RemoteAddr().(*net.TCPAddr); ok {
 		s.peerIP = a.IP
@@ -125,7 +117,6 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		return
 	}
 	s.admitted = true
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.touch()
 	s.idle = time.AfterFunc(math.MaxInt64, s.idleCheck)
 	s.idle.Reset(s.srv.cfg.IdleTimeout)
@@ -133,13 +124,15 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 }
 
 func (s *session) DataReceived(p []byte) {
-	if s.tlsIn != nil {
-		s.tlsIn.push(s.split.TrimLF(p))
-		return
-	}
 	rest := s.split.Feed(p, s.onLine)
-	if s.tlsIn != nil && len(rest) > 0 {
-		s.tlsIn.push(rest)
+	s.mu.Lock()
+	switched := s.switched
+	s.switched = false
+	s.mu.Unlock()
+	if switched {
+		if err := s.t.StartTLS(s.srv.tls, s.split.TrimLF(rest)); err != nil {
+			s.t.AbortConnection()
+		}
 	}
 }
 
@@ -151,12 +144,7 @@ func (s *session) ConnectionLost(error) {
 	s.closed, s.quit = true, true
 	s.closePassive()
 	s.mu.Unlock()
-	s.cancel()
-	if s.tlsIn != nil {
-		s.tlsIn.close()
-	}
 	s.idle.Stop()
-	s.wg.Wait()
 	s.srv.release(s.ipKey)
 }
 
@@ -235,11 +223,7 @@ func (s *session) onLine(l []byte, tooLong bool) bool {
 		return true
 	}
 	s.dispatch(line)
-	if s.switched {
-		s.switched = false
-		return false
-	}
-	return true
+	return !s.switched
 }
 
 // abort ends the running transfer; its goroutine answers 426 then 226.
@@ -252,19 +236,22 @@ func (s *session) abort() {
 	s.job.cancel()
 }
 
-// startJob runs fn in a goroutine owned by the session. Called with mu held.
+// startJob runs fn in a goroutine the connection owns; its ctx ends with
+// ABOR or the connection. Called with mu held.
 func (s *session) startJob(what string, abortable bool, fn func(ctx context.Context) result) {
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{cancel: cancel, abortable: abortable, what: what}
 	s.job = j
 	s.busy.Store(true)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	started := s.t.Go(func(conn context.Context) {
+		defer context.AfterFunc(conn, cancel)()
 		r := fn(ctx)
 		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if conn.Err() != nil {
+			s.quit = true // the client is gone: run nothing it queued
+		}
 		s.job = nil
 		s.busy.Store(false)
 		s.touch()
@@ -289,7 +276,12 @@ func (s *session) startJob(what string, abortable bool, fn func(ctx context.Cont
 			s.dispatch(line)
 		}
 		s.closeIfStopping()
-	}()
+	})
+	if !started { // the connection is closing
+		cancel()
+		s.job = nil
+		s.busy.Store(false)
+	}
 }
 
 // reply sends one reply line. Text never holds CR or LF: names that do
@@ -311,17 +303,7 @@ func (s *session) replyLines(code int, first string, lines []string, last string
 	s.write(b.String())
 }
 
-func (s *session) write(text string) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.out.Write([]byte(text))
-}
-
-func (s *session) setOut(w io.Writer) {
-	s.wmu.Lock()
-	s.out = w
-	s.wmu.Unlock()
-}
+func (s *session) write(text string) { s.t.Write([]byte(text)) }
 
 func oneLine(s string) string {
 	if strings.ContainsAny(s, "\r\n") {

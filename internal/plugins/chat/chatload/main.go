@@ -8,6 +8,9 @@
 // spread over the instances in turn, the broadcast sender is on the
 // first, and each single-scenario pair has its two ends on different
 // instances, so the figures beside server=twistd are the cost of Redis.
+// -servers parked adds the same server
+// with a parked writer goroutine per peer draining a coalescing queue
+// (writev), the shape the reactor's output queue takes.
 //
 // Scenarios, each bounded in count and time:
 //
@@ -51,7 +54,7 @@ import (
 var (
 	bin        = flag.String("bin", "bin/twistd", "twistd binary to measure")
 	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
-	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, twistd, redisN (N instances on one redis-server)")
+	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, parked, twistd, redisN (N instances on one redis-server)")
 	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
 	hold       = flag.Duration("hold", 5*time.Second, "hold: how long to keep them heartbeating")
 	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
@@ -64,12 +67,13 @@ var (
 	stalled    = flag.Int("stalled", 2000, "stall: clients that stall in the middle of a frame")
 	chatArgs   = flag.String("chat-args", "", "extra chat options for twistd, space-separated")
 	baseline   = flag.String("baseline-listen", "", "internal: run the baseline server on this address")
+	parkedKind = flag.Bool("baseline-parked", false, "internal: the baseline queues to a parked writer per peer")
 )
 
 func main() {
 	flag.Parse()
 	if *baseline != "" {
-		if err := serveBaseline(*baseline); err != nil {
+		if err := serveBaseline(*baseline, *parkedKind); err != nil {
 			fmt.Fprintln(os.Stderr, "chatload baseline:", err)
 			os.Exit(1)
 		}
@@ -189,12 +193,12 @@ func startProcess(kind string, extra []string) (*server, error) {
 		args := []string{"-n", "--logfile", logDir + "/twistd.log", "--logfile-max-size", "1024", "--pidfile", logDir + "/twistd.pid", "chat", "--port", port, "--iface", "127.0.0.1", "--heartbeat-timeout", "30s"}
 		args = append(args, extra...)
 		cmd = exec.Command(*bin, append(args, strings.Fields(*chatArgs)...)...)
-	case "baseline":
+	case "baseline", "parked":
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		cmd = exec.Command(self, "-baseline-listen", addr)
+		cmd = exec.Command(self, "-baseline-listen", addr, fmt.Sprintf("-baseline-parked=%v", kind == "parked"))
 	case "redis-server":
 		cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning")
 	default:
@@ -527,16 +531,69 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
+// bpeer is a baseline connection: written straight, or with parked set
+// through a queue its writer goroutine drains.
+type bpeer struct {
+	net.Conn
+	parked bool
+	mu     sync.Mutex
+	wake   sync.Cond
+	q      net.Buffers
+	done   bool
+}
+
+func (p *bpeer) send(b []byte) {
+	if !p.parked {
+		p.Write(b)
+		return
+	}
+	p.mu.Lock()
+	p.q = append(p.q, b)
+	p.wake.Signal()
+	p.mu.Unlock()
+}
+
+// writer drains the queue, everything queued in one writev, and parks on
+// wake while it is empty.
+func (p *bpeer) writer() {
+	var batch net.Buffers
+	for {
+		p.mu.Lock()
+		for len(p.q) == 0 && !p.done {
+			p.wake.Wait()
+		}
+		if p.done {
+			p.mu.Unlock()
+			return
+		}
+		batch, p.q = p.q, batch[:0]
+		p.mu.Unlock()
+		b := batch
+		if _, err := b.WriteTo(p.Conn); err != nil {
+			p.Close()
+		}
+		clear(batch)
+	}
+}
+
+func (p *bpeer) end() {
+	p.mu.Lock()
+	p.done = true
+	p.wake.Signal()
+	p.mu.Unlock()
+}
+
 // serveBaseline is the comparison server: the same frames, parsed by the
 // same decoder, but a goroutine per connection writing straight to each
-// recipient's net.Conn under one lock, as a first implementation would.
-func serveBaseline(addr string) error {
+// recipient's net.Conn under one lock, as a first implementation would
+// (or, parked, queueing to each recipient's writer goroutine).
+func serveBaseline(addr string, parked bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	var mu sync.Mutex
-	users := map[string]net.Conn{}
+	users := map[string]*bpeer{}
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signalNotify(sig)
@@ -544,12 +601,18 @@ func serveBaseline(addr string) error {
 		os.Exit(0)
 	}()
 	for {
-		c, err := ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			return err
 		}
+		c := &bpeer{Conn: nc, parked: parked}
+		c.wake.L = &c.mu
+		if parked {
+			go c.writer()
+		}
 		go func() {
 			defer c.Close()
+			defer c.end()
 			var d wire.Decoder
 			var me string
 			buf := make([]byte, 4096)
@@ -573,7 +636,7 @@ func serveBaseline(addr string) error {
 							mu.Lock()
 							users[me] = c
 							mu.Unlock()
-							c.Write(wire.AppendFrame(nil, f.Version, wire.CmdVerifyResult, []byte(`{"code":1}`)))
+							c.send(wire.AppendFrame(nil, f.Version, wire.CmdVerifyResult, []byte(`{"code":1}`)))
 						}
 					case wire.CmdSingle, wire.CmdBroadcast:
 						var m wire.Chat
@@ -585,12 +648,12 @@ func serveBaseline(addr string) error {
 						if f.Command == wire.CmdSingle {
 							to, _ := wire.ParseID(m.To)
 							if u := users[to.Key]; u != nil {
-								u.Write(out)
+								u.send(out)
 							}
 						} else {
 							for id, u := range users {
 								if id != me {
-									u.Write(out)
+									u.send(out)
 								}
 							}
 						}

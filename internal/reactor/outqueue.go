@@ -1,0 +1,313 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Output queue bounds unless a Port sets its own.
+const (
+	// DefaultHighWater is the queued output past which a connection stops
+	// reading its peer; it reads again once the queue is back to half of it.
+	DefaultHighWater = 64 << 10
+	// DefaultMaxQueued is the queued output past which a connection is
+	// closed as a peer that does not read.
+	DefaultMaxQueued = 1 << 20
+)
+
+// Queued output is copied into chunks from the buffer pools: small ones
+// while little is queued, so a connection holding one short reply costs
+// little, and large ones once a backlog builds, so writev gets few iovecs.
+const (
+	smallChunk = 4 << 10
+	bigChunk   = 64 << 10
+)
+
+// ErrOutputQueueFull is the reason given to ConnectionLost (and returned by
+// the Write that found it) when a connection was closed because its queued
+// output passed the hard limit: the peer was not reading.
+var ErrOutputQueueFull = errors.New("output queue full: peer not reading")
+
+// chunk is a piece of queued output: b is the unsent part of *bp, or of
+// a caller's slice handed over by WriteShared when bp is nil.
+type chunk struct {
+	bp *[]byte
+	b  []byte
+}
+
+func (ch chunk) release() {
+	if ch.bp != nil {
+		putBuf(ch.bp)
+	}
+}
+
+// writeInline tries one non-blocking write of p on the socket, wmu held and
+// the queue empty with no writer busy, so nothing can be written between.
+// It returns how much the kernel took; ok is false when the socket cannot
+// be written without waiting or cannot be asked (then p is queued), and err
+// is set when the connection is broken.
+func (c *conn) writeInline(p []byte) (n int, err error) {
+	c.inP = p
+	werr := c.raw.Write(c.inFn)
+	c.inP = nil
+	if werr != nil {
+		// A deadline left from an earlier flush, or a closed socket: the
+		// writer sorts it out (it resets the deadline, or sees the close).
+		return 0, nil
+	}
+	return c.inN, c.inErr
+}
+
+// inlineWrite is the RawConn callback of writeInline: one write(2), never
+// waiting for the socket to become writable.
+func (c *conn) inlineWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.inP)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			c.inN, c.inErr = 0, nil
+		case err != nil:
+			c.inN, c.inErr = 0, err
+		default:
+			c.inN, c.inErr = n, nil
+		}
+		return true
+	}
+}
+
+// enqueueLocked copies p to the end of the queue, or with shared queues p
+// itself; wmu is held.
+func (c *conn) enqueueLocked(p []byte, shared bool) {
+	c.wqBytes += len(p)
+	if shared {
+		// Capped, so no later copy is appended into the caller's array.
+		c.wq = append(c.wq, chunk{b: p[:len(p):len(p)]})
+		p = nil
+	} else if k := len(c.wq); k > 0 {
+		t := &c.wq[k-1]
+		m := copy(t.b[len(t.b):cap(t.b)], p)
+		t.b = t.b[:len(t.b)+m]
+		p = p[m:]
+	}
+	for len(p) > 0 {
+		size := smallChunk
+		if len(p) > smallChunk || c.wqBytes > bigChunk {
+			size = bigChunk
+		}
+		bp := getBuf(size)
+		m := copy(*bp, p)
+		c.wq = append(c.wq, chunk{bp: bp, b: (*bp)[:m]})
+		p = p[m:]
+	}
+	if !c.writerUp {
+		c.writerUp = true
+		c.writerDone = make(chan struct{})
+		go c.writer()
+	} else {
+		c.wwake.Broadcast() // the writer, or a StartTLS waiting for it
+	}
+}
+
+// releaseLocked returns every queued chunk to its pool; wmu is held.
+func (c *conn) releaseLocked() {
+	for i := range c.wq {
+		c.wq[i].release()
+	}
+	clear(c.wq)
+	c.wq = c.wq[:0]
+	c.wqBytes = 0
+}
+
+// overflowLocked closes a connection whose queue would pass the hard limit
+// with p; wmu is held and released.
+func (c *conn) overflowLocked(p []byte) (int, error) {
+	dropped := c.wqBytes + len(p)
+	c.lostReason = ErrOutputQueueFull
+	c.wmu.Unlock()
+	c.logAttrs(slog.LevelWarn, fmt.Sprintf("outgoing queue full (%d bytes unsent, limit %d): closing the connection to %s, which is not reading; %d bytes dropped",
+		dropped, c.cfg.maxQueued, peerName(c.nc), dropped))
+	c.AbortConnection()
+	return 0, ErrOutputQueueFull
+}
+
+// writer is the connection's writer goroutine, started at the first write
+// the socket could not take at once and parked while the queue is empty.
+// It hands everything queued to one writev, so a backlog of small writes
+// costs one system call. It returns once the connection is dead, or once
+// the queue is empty after serve asked it to stop.
+func (c *conn) writer() {
+	defer close(c.writerDone)
+	var batch []chunk
+	c.wmu.Lock()
+	for {
+		for len(c.wq) == 0 && !c.dead && !c.writerStop {
+			if c.closeAfterFlush {
+				c.closeAfterFlush = false
+				c.closeGentlyLocked()
+			}
+			c.wwake.Wait()
+		}
+		if c.dead || len(c.wq) == 0 {
+			c.releaseLocked()
+			c.wmu.Unlock()
+			return
+		}
+		batch, c.wq = c.wq, batch[:0]
+		c.writing = true
+		w := c.wr
+		c.wmu.Unlock()
+		n, err := c.flush(w, batch)
+		c.wmu.Lock()
+		c.writing = false
+		if c.dead { // aborted meanwhile: the queue went with it
+			for i := range batch {
+				batch[i].release()
+			}
+			clear(batch)
+			batch = batch[:0]
+			continue
+		}
+		c.wqBytes -= n
+		batch = c.requeueLocked(batch, n)
+		if err != nil {
+			c.wmu.Unlock()
+			if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
+				c.logAttrs(slog.LevelInfo, fmt.Sprintf("peer read nothing for %v: closing", c.cfg.writeTimeout))
+			}
+			c.AbortConnection()
+			c.wmu.Lock()
+			continue
+		}
+		if c.wqBytes <= c.cfg.highWater/2 {
+			c.setCongested(false)
+		}
+		if c.wqBytes == 0 {
+			c.wwake.Broadcast() // a StartTLS may wait for the clear output
+		}
+	}
+}
+
+// requeueLocked releases the chunks of batch that were written whole (n
+// bytes in all) and puts the rest back at the head of the queue; it
+// returns batch emptied for reuse. wmu is held.
+func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
+	i := 0
+	for ; i < len(batch) && n >= len(batch[i].b); i++ {
+		n -= len(batch[i].b)
+		batch[i].release()
+	}
+	if i < len(batch) {
+		batch[i].b = batch[i].b[n:]
+		c.wq = append(batch[i:len(batch):len(batch)], c.wq...)
+		// batch's array now backs the queue; start a fresh one.
+		return nil
+	}
+	clear(batch)
+	return batch[:0]
+}
+
+// flush writes batch to the socket (writev where the connection has it)
+// and returns how many bytes went. The write timeout measures a queue
+// making no progress: a writev that timed out after sending something is
+// retried under a fresh deadline.
+func (c *conn) flush(w io.Writer, batch []chunk) (int, error) {
+	bufs := c.iov[:0]
+	for _, ch := range batch {
+		bufs = append(bufs, ch.b)
+	}
+	c.iov = bufs[:0]
+	defer clear(bufs[:cap(bufs)])
+	total := 0
+	for len(bufs) > 0 {
+		timeout := c.cfg.writeTimeout
+		if timeout <= 0 && c.closing.Load() {
+			timeout = lingerTimeout // a closing connection must end
+		}
+		if timeout > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		}
+		n, err := bufs.WriteTo(w)
+		total += int(n)
+		if n > 0 {
+			c.countSent(n)
+			if c.cfg.idleTimeout > 0 {
+				c.touch()
+			}
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && n > 0 {
+				continue
+			}
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// setCongested records whether queued output is past the high-water mark;
+// while it is, the read loop does not read.
+func (c *conn) setCongested(on bool) {
+	c.pmu.Lock()
+	if c.congested != on {
+		c.congested = on
+		if !on {
+			c.pcond.Broadcast()
+		} else if _, ok := c.proto.(FlowWatcher); ok && !c.closing.Load() {
+			// A read in progress may wait long for a peer with nothing to
+			// say; interrupt it so the protocol hears now.
+			c.flowKick = true
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	c.pmu.Unlock()
+}
+
+// takeFlowKick reports whether a read error was setCongested's
+// interruption, and clears it.
+func (c *conn) takeFlowKick(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.pmu.Lock()
+	kicked := c.flowKick
+	c.flowKick = false
+	c.pmu.Unlock()
+	if !kicked || c.closing.Load() {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	return true
+}
+
+// stopWriter asks the writer to finish what is queued and waits for it;
+// serve calls it before closing the socket, so a reply queued just before
+// the peer's FIN still goes out. A peer that takes none of it for the write
+// timeout (or lingerTimeout) is cut off by the writer's deadline.
+func (c *conn) stopWriter() {
+	c.wmu.Lock()
+	c.closing.Store(true)
+	c.writerStop = true
+	up := c.writerUp
+	c.wwake.Broadcast()
+	if c.wqBytes > 0 && c.cfg.writeTimeout <= 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	}
+	c.wmu.Unlock()
+	if up {
+		<-c.writerDone
+	}
+}
+
+// queuedBytes returns the output not yet taken by the kernel.
+func (c *conn) queuedBytes() int {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wqBytes
+}
