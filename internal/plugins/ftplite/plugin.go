@@ -192,9 +192,9 @@ func build(name string, ep reactor.Endpoint, cfg Config, log *slog.Logger) (*ser
 	}), log)
 	port.System = name
 	port.ReadBufferSize = 4096
-	// A client that sends commands but never reads the replies would block
-	// its session in a reply write for good; a stall as long as a stalled
-	// transfer's ends it the same way.
+	// A client that sends commands but never reads the replies leaves them
+	// queued; once the queue makes no progress for as long as a stalled
+	// transfer may take, the connection is closed the same way.
 	port.WriteTimeout = cfg.DataTimeout
 	port.MaxConnections = cfg.MaxConnections
 	port.Metrics = cfg.Metrics.Port()

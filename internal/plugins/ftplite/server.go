@@ -18,6 +18,7 @@ import (
 
 	"github.com/twistd-go/twistd/internal/passwd"
 	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/internal/reactor"
 )
 
 // Config is the plugin's parsed options.
@@ -36,7 +37,9 @@ type Config struct {
 	MaxPerIP     int // 0 = unlimited
 	IdleTimeout  time.Duration
 	DataTimeout  time.Duration
-	PasvTimeout  time.Duration // how long a passive listener waits for its data connection
+	// Clock times the idle timeout; nil means reactor.RealClock.
+	Clock       reactor.Clock
+	PasvTimeout time.Duration // how long a passive listener waits for its data connection
 
 	// LoginDelay is the pause after a failed login, multiplied by the
 	// number of recent failures from the same address.

@@ -3,7 +3,6 @@ package ftplite
 import (
 	"context"
 	"log/slog"
-	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -39,7 +38,7 @@ type session struct {
 
 	busy       atomic.Bool
 	lastActive atomic.Int64
-	idle       *time.Timer
+	idle       reactor.Timer // under mu
 
 	mu       sync.Mutex
 	closed   bool // ConnectionLost ran
@@ -118,8 +117,9 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 	}
 	s.admitted = true
 	s.touch()
-	s.idle = time.AfterFunc(math.MaxInt64, s.idleCheck)
-	s.idle.Reset(s.srv.cfg.IdleTimeout)
+	s.mu.Lock()
+	s.idle = s.clock().AfterFunc(s.srv.cfg.IdleTimeout, s.idleCheck)
+	s.mu.Unlock()
 	s.reply(220, "twistd ftp-lite ready.")
 }
 
@@ -143,8 +143,8 @@ func (s *session) ConnectionLost(error) {
 	s.mu.Lock()
 	s.closed, s.quit = true, true
 	s.closePassive()
-	s.mu.Unlock()
 	s.idle.Stop()
+	s.mu.Unlock()
 	s.srv.release(s.ipKey)
 }
 
@@ -165,19 +165,31 @@ func (s *session) closeIfStopping() {
 	}
 }
 
-func (s *session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
+func (s *session) touch() { s.lastActive.Store(s.clock().Now().UnixNano()) }
+
+// clock is the idle timeout's: the configured one (a FakeClock in tests)
+// or the wall clock.
+func (s *session) clock() reactor.Clock {
+	if c := s.srv.cfg.Clock; c != nil {
+		return c
+	}
+	return reactor.RealClock
+}
 
 // idleCheck runs on the timer's goroutine: it closes the session when no
 // command came for the idle timeout and nothing is being transferred.
 func (s *session) idleCheck() {
 	limit := s.srv.cfg.IdleTimeout
-	if wait := limit - time.Since(time.Unix(0, s.lastActive.Load())); wait > 0 || s.busy.Load() {
-		s.idle.Reset(max(wait, limit/4))
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.quit || s.job != nil {
+	if s.closed || s.quit {
+		return
+	}
+	if wait := limit - s.clock().Now().Sub(time.Unix(0, s.lastActive.Load())); wait > 0 || s.busy.Load() {
+		s.idle = s.clock().AfterFunc(max(wait, limit/4), s.idleCheck)
+		return
+	}
+	if s.job != nil {
 		return
 	}
 	s.quit = true

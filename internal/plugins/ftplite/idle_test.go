@@ -1,0 +1,32 @@
+package ftplite
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twistd-go/twistd/internal/reactor"
+)
+
+// The idle timeout runs on the configured clock: a session quiet for the
+// whole timeout is closed with 421, one that sent a command meanwhile is
+// not, and no test waits the timeout out.
+func TestIdleTimeoutOnFakeClock(t *testing.T) {
+	clock := reactor.NewFakeClock(time.Unix(1_000_000, 0))
+	ts := newTestServer(t, func(c *Config) { c.IdleTimeout, c.Clock = time.Minute, clock })
+	quiet := dialCtrl(t, ts.addr)
+	busy := dialCtrl(t, ts.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clock.WaitForTimers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(40 * time.Second)
+	busy.expect(200, "NOOP")
+	clock.Advance(30 * time.Second) // quiet: 70 s; busy: 30 s since its NOOP
+	if code, msg := quiet.read(); code != 421 || !strings.Contains(msg, "Timeout") {
+		t.Fatalf("idle session got %d %s", code, msg)
+	}
+	busy.expect(200, "NOOP")
+}
