@@ -12,10 +12,10 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/twistd-go/twistd/internal/plugins"
+	"github.com/twistd-go/twistd/plugin"
 )
 
-var passwdCommand = plugins.Command{
+var passwdCommand = plugin.Command{
 	Name:  "passwd",
 	Args:  "USER",
 	NArgs: 1,
@@ -33,7 +33,7 @@ argument, so it does not show in ps or the shell's history.
 // maxPassword is bcrypt's limit: it ignores nothing, it refuses more.
 const maxPassword = 72
 
-func passwdOptions(fs *pflag.FlagSet) plugins.RunCommand {
+func passwdOptions(fs *pflag.FlagSet) plugin.RunCommand {
 	cost := fs.Int("cost", bcrypt.DefaultCost, fmt.Sprintf("bcrypt cost, %d to %d: each step doubles the time of every login check", bcrypt.MinCost, bcrypt.MaxCost))
 	return func(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		user := args[0]

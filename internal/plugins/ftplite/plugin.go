@@ -14,18 +14,18 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/twistd-go/twistd/internal/plugins"
-	"github.com/twistd-go/twistd/internal/reactor"
-	"github.com/twistd-go/twistd/internal/service"
+	"github.com/twistd-go/twistd/plugin"
+	"github.com/twistd-go/twistd/reactor"
+	"github.com/twistd-go/twistd/service"
 )
 
 func init() {
-	plugins.Register(plugins.Maker{
+	plugin.Register(plugin.Maker{
 		Name:        "ftp-lite",
 		Description: "an FTP server jailed to one directory, with FTPS",
 		Long:        longHelp,
 		Options:     options,
-		Commands:    []plugins.Command{passwdCommand},
+		Commands:    []plugin.Command{passwdCommand},
 	})
 }
 
@@ -90,7 +90,7 @@ transfer or a reply that stalls (a client that stops reading);
 --max-clients and --max-clients-per-ip: a client over a limit is answered
 "421" and disconnected.`
 
-func options(fs *pflag.FlagSet) plugins.Build {
+func options(fs *pflag.FlagSet) plugin.Build {
 	port := fs.StringP("port", "p", "2121", "port number or endpoint to listen on")
 	iface := fs.String("iface", "", "interface to listen on when --port is a number (default: every interface)")
 	root := fs.StringP("root", "r", "/usr/local/ftp", "directory to serve")
@@ -109,11 +109,11 @@ func options(fs *pflag.FlagSet) plugins.Build {
 	pasvTimeout := fs.Duration("pasv-timeout", 30*time.Second, "close a passive listener (PASV, EPSV) that got no data connection this long")
 	// The root is opened before the chroot but read by the --uid user;
 	// the password file and the key only by the starting user.
-	plugins.MarkPath(fs, "root", plugins.PathUse{Dir: true, Early: true})
+	plugin.MarkPath(fs, "root", plugin.PathUse{Dir: true, Early: true})
 	for _, name := range []string{"password-file", "tls-cert", "tls-key"} {
-		plugins.MarkPath(fs, name, plugins.PathUse{Early: true, Privileged: true})
+		plugin.MarkPath(fs, name, plugin.PathUse{Early: true, Privileged: true})
 	}
-	return func(env plugins.Env) (service.Service, error) {
+	return func(env plugin.Env) (service.Service, error) {
 		ep, err := reactor.PortFlag(*port, *iface)
 		if err != nil {
 			return nil, err

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/twistd-go/twistd/internal/passwd"
-	"github.com/twistd-go/twistd/internal/plugins"
-	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/plugin"
+	"github.com/twistd-go/twistd/reactor"
 )
 
 // Config is the plugin's parsed options.
@@ -37,7 +37,7 @@ type Config struct {
 	MaxPerIP     int // 0 = unlimited
 	IdleTimeout  time.Duration
 	DataTimeout  time.Duration
-	// Clock times the idle timeout; nil means reactor.RealClock.
+	// Clock times the idle timeout; nil means the real clock.
 	Clock       reactor.Clock
 	PasvTimeout time.Duration // how long a passive listener waits for its data connection
 
@@ -50,7 +50,7 @@ type Config struct {
 	// clients beyond it wait unread, where MaxClients answers 421.
 	MaxConnections int
 	// Metrics counts connections, logins and transfers (nil: not counted).
-	Metrics *plugins.Metrics
+	Metrics *plugin.Metrics
 
 	// uniqueSuffix makes the random part of STOU names; nil means
 	// math/rand/v2's Uint32 (set by newServer). Tests set it to force a

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/twistd-go/twistd/internal/plugins/ftplite/cmdline"
-	"github.com/twistd-go/twistd/internal/reactor"
+	"github.com/twistd-go/twistd/reactor"
 )
 
 // maxPending bounds the commands a client may send while a transfer or a
@@ -173,7 +173,7 @@ func (s *session) clock() reactor.Clock {
 	if c := s.srv.cfg.Clock; c != nil {
 		return c
 	}
-	return reactor.RealClock
+	return reactor.RealClock()
 }
 
 // idleCheck runs on the timer's goroutine: it closes the session when no
