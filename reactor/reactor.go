@@ -93,6 +93,23 @@ type Transport = reactor.Transport
 // shutdown begins.
 type StopRequester = reactor.StopRequester
 
+// FlowWatcher is implemented by protocols that want to know when their
+// peer stops reading (PeerSlow: output queued past Port.HighWater, reading
+// paused) and when it caught up (PeerCaughtUp).
+type FlowWatcher = reactor.FlowWatcher
+
+// ErrOutputQueueFull is the reason a connection closed because its peer
+// let more than Port.MaxQueued bytes queue up unread.
+var ErrOutputQueueFull = reactor.ErrOutputQueueFull
+
+// Defaults of a Port's buffer and queue sizes.
+const (
+	DefaultReadBufferSize    = reactor.DefaultReadBufferSize
+	DefaultMaxReadBufferSize = reactor.DefaultMaxReadBufferSize
+	DefaultHighWater         = reactor.DefaultHighWater
+	DefaultMaxQueued         = reactor.DefaultMaxQueued
+)
+
 // DatagramPort is a UDP socket as a service.
 type DatagramPort = reactor.DatagramPort
 
