@@ -128,6 +128,11 @@ func (c *conn) releaseLocked() {
 // overflowLocked closes a connection whose queue would pass the hard limit
 // with p; wmu is held and released.
 func (c *conn) overflowLocked(p []byte) (int, error) {
+	if errors.Is(c.lostReason, ErrOutputQueueFull) {
+		// Another writer overflowed first and is closing: one line is enough.
+		c.wmu.Unlock()
+		return 0, ErrOutputQueueFull
+	}
 	dropped := c.wqBytes + len(p)
 	c.lostReason = ErrOutputQueueFull
 	c.wmu.Unlock()
