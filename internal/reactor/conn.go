@@ -99,10 +99,16 @@ type conn struct {
 	// dormant, cancel (under pmu) takes the connection out of it.
 	pl     *poller
 	cancel func() bool
-	rdFn   func(fd uintptr) bool // readNow's, with its arguments below
-	rdP    []byte
-	rdN    int
-	rdErr  error
+	// heard is the poller's sweep count at the last input; waiting is set
+	// while the loop waits in the netpoller instead, and quietKick when
+	// the sweep interrupted that wait (under pmu).
+	heard     atomic.Uint32
+	waiting   atomic.Bool
+	quietKick bool
+	rdFn      func(fd uintptr) bool // readNow's, with its arguments below
+	rdP       []byte
+	rdN       int
+	rdErr     error
 	// onEnd, if set, runs last when the connection ended.
 	onEnd func()
 	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
@@ -321,7 +327,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 		}
 		var n int
 		var err error
-		if c.pollable() && !stop && !c.closing.Load() {
+		if c.pollable() && !stop && !c.closing.Load() && c.quiet() {
 			n, err = c.readNow(buf[:limit])
 			if err == errWouldBlock {
 				if c.goDormant() {
@@ -329,6 +335,13 @@ func (c *conn) readLoop() (reason error, ended bool) {
 				}
 				continue
 			}
+		} else if c.pollable() {
+			// Input came lately: wait in the netpoller, which costs less
+			// per message than a trip through the poller, until the sweep
+			// finds the connection quiet.
+			c.waiting.Store(true)
+			n, err = c.rd.Read(buf[:limit])
+			c.waiting.Store(false)
 		} else {
 			n, err = c.rd.Read(buf[:limit])
 		}
@@ -336,6 +349,9 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			c.owed -= n
 		}
 		if n > 0 {
+			if c.pl != nil {
+				c.heard.Store(c.pl.sweeps.Load())
+			}
 			c.recv.Add(int64(n))
 			if m := c.cfg.metrics; m != nil {
 				m.Received.Add(float64(n))
@@ -349,7 +365,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			c.rb.fit(n)
 		}
 		if err != nil {
-			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) {
+			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) || c.takeQuietKick(err) {
 				continue
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.closing.Load() {
@@ -419,8 +435,9 @@ func (c *conn) requestStop() {
 	}
 	c.stopAsked, c.stopReq = true, true
 	c.pcond.Broadcast()
-	c.pmu.Unlock()
+	// Under pmu, so takeQuietKick never clears this deadline unseen.
 	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.pmu.Unlock()
 	c.rouse()
 }
 

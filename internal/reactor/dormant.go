@@ -3,7 +3,16 @@ package reactor
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"time"
 )
+
+// quietTick is how often a port's sweep looks for connections waiting in
+// the netpoller with no input since the sweep before; it interrupts their
+// wait so they go dormant. A connection that hears from its peer more
+// often (a ping-pong, a stream) keeps its goroutine: a trip through the
+// poller costs more than a netpoller wait.
+const quietTick = 100 * time.Millisecond
 
 // errWouldBlock is readNow's "nothing to read now".
 var errWouldBlock = errors.New("read would block")
@@ -60,4 +69,61 @@ func (c *conn) rouse() {
 	if cancel != nil && cancel() {
 		go c.run()
 	}
+}
+
+// quiet reports whether no input came since the sweep before the last.
+func (c *conn) quiet() bool { return c.pl.sweeps.Load()-c.heard.Load() >= 2 }
+
+// kickQuiet interrupts a netpoller wait with no input for a whole sweep
+// interval, so the read loop goes dormant; the port's sweep calls it.
+func (c *conn) kickQuiet() {
+	if !c.waiting.Load() || !c.quiet() || c.closing.Load() {
+		return
+	}
+	c.pmu.Lock()
+	if !c.quietKick && !c.stopReq && !c.flowKick && !c.paused && !c.congested {
+		c.quietKick = true
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.pmu.Unlock()
+}
+
+// takeQuietKick reports whether a read error was kickQuiet's interruption.
+func (c *conn) takeQuietKick(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	// Lingering sets a deadline of its own, not to be cleared; wmu before
+	// pmu, the order setCongested takes them in.
+	lingering := false
+	if c.closing.Load() {
+		c.wmu.Lock()
+		lingering = !c.lingerProgress.IsZero()
+		c.wmu.Unlock()
+	}
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if !c.quietKick {
+		return false
+	}
+	c.quietKick = false
+	if !c.stopReq && !c.flowKick && !lingering {
+		c.nc.SetReadDeadline(time.Time{}) // else theirs: the loop sees their flag
+	}
+	return true
+}
+
+// sweep counts a quietTick and interrupts the netpoller waits of quiet
+// connections; it re-arms itself until the port stops.
+func (p *Port) sweep() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sweeper == nil {
+		return // stopped
+	}
+	p.pl.sweeps.Add(1)
+	for c := range p.conns {
+		c.kickQuiet()
+	}
+	p.sweeper.Reset(quietTick)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,9 @@ type poller struct {
 	armed   map[uint64]armed
 	next    uint64
 	stopped bool
+
+	// sweeps counts the port's quietTicks (dormant.go).
+	sweeps atomic.Uint32
 
 	done chan struct{}
 }

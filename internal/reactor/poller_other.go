@@ -4,11 +4,12 @@ package reactor
 
 import (
 	"errors"
+	"sync/atomic"
 	"syscall"
 )
 
 // Elsewhere every connection keeps a goroutine blocked in its read.
-type poller struct{}
+type poller struct{ sweeps atomic.Uint32 }
 
 func newPoller() (*poller, error) { return nil, nil }
 

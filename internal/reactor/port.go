@@ -87,6 +87,7 @@ type Port struct {
 	saidFull   bool
 	files      func() uint64 // the descriptor limit; fileLimit but in tests
 	pl         *poller       // nil: every connection keeps its goroutine
+	sweeper    *time.Timer   // runs sweep while pl is up
 }
 
 // NewPort returns a listening service for ep. A nil logger means
@@ -164,6 +165,9 @@ func (p *Port) Start(ctx context.Context) error {
 			p.log.Warn(err.Error() + ": every connection keeps a reading goroutine")
 		}
 		p.pl = pl
+		if pl != nil {
+			p.sweeper = time.AfterFunc(quietTick, p.sweep)
+		}
 	}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
@@ -406,6 +410,10 @@ func (p *Port) Stop(ctx context.Context) error {
 	defer func() {
 		p.mu.Lock()
 		pl := p.pl
+		if p.sweeper != nil {
+			p.sweeper.Stop()
+			p.sweeper = nil
+		}
 		p.mu.Unlock()
 		if pl != nil {
 			pl.stop()

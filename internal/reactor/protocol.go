@@ -40,11 +40,12 @@
 // Transport.StartTLS switches a live connection to TLS (AUTH TLS,
 // STARTTLS) after the clear output queued before it.
 //
-// On Linux a plain TCP or unix connection of a Port that has nothing to
-// read goes dormant: its read buffer goes back to the pool, its goroutine
-// ends, and the socket waits in the port's own epoll set (EPOLLONESHOT,
-// beside the netpoller) until it is readable, when a fresh goroutine
-// reads on. A stop request, LoseConnection, AbortConnection, an idle
+// On Linux a plain TCP or unix connection of a Port that heard nothing
+// for a sweep interval (100-200 ms) goes dormant: its read buffer goes
+// back to the pool, its goroutine ends, and the socket waits in the port's
+// own epoll set (EPOLLONESHOT, beside the netpoller) until it is readable,
+// when a fresh goroutine reads on; a busier connection waits in the
+// netpoller, which costs less per message. A stop request, LoseConnection, AbortConnection, an idle
 // timeout or a FlowWatcher's congestion rouses it the same way. A paused
 // or congested connection, a TLS connection (after StartTLS too: crypto/tls
 // reads through the blocking net.Conn), a ClientService's connection and
