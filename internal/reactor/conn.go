@@ -102,13 +102,15 @@ type conn struct {
 	// heard is the poller's sweep count at the last input; waiting is set
 	// while the loop waits in the netpoller instead, and quietKick when
 	// the sweep interrupted that wait (under pmu).
-	heard     atomic.Uint32
-	waiting   atomic.Bool
-	quietKick bool
-	rdFn      func(fd uintptr) bool // readNow's, with its arguments below
-	rdP       []byte
-	rdN       int
-	rdErr     error
+	heard atomic.Uint32
+	// heardBefore is heard as it was before the last input (loop only).
+	heardBefore uint32
+	waiting     atomic.Bool
+	quietKick   bool
+	rdFn        func(fd uintptr) bool // readNow's, with its arguments below
+	rdP         []byte
+	rdN         int
+	rdErr       error
 	// onEnd, if set, runs last when the connection ended.
 	onEnd func()
 	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
@@ -327,7 +329,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 		}
 		var n int
 		var err error
-		if c.pollable() && !stop && !c.closing.Load() && c.quiet() {
+		if c.pollable() && !stop && !c.closing.Load() && c.sparse() {
 			n, err = c.readNow(buf[:limit])
 			if err == errWouldBlock {
 				if c.goDormant() {
@@ -350,6 +352,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 		}
 		if n > 0 {
 			if c.pl != nil {
+				c.heardBefore = c.heard.Load()
 				c.heard.Store(c.pl.sweeps.Load())
 			}
 			c.recv.Add(int64(n))

@@ -74,6 +74,13 @@ func (c *conn) rouse() {
 // quiet reports whether no input came since the sweep before the last.
 func (c *conn) quiet() bool { return c.pl.sweeps.Load()-c.heard.Load() >= 2 }
 
+// sparse reports whether the read loop goes dormant as soon as the socket
+// is empty: it is quiet, or its last two inputs came a sweep interval or
+// more apart (a heartbeat), so its next one is not expected soon.
+func (c *conn) sparse() bool {
+	return c.quiet() || c.pl.sweeps.Load()-c.heardBefore >= 2
+}
+
 // kickQuiet interrupts a netpoller wait with no input for a whole sweep
 // interval, so the read loop goes dormant; the port's sweep calls it.
 func (c *conn) kickQuiet() {
