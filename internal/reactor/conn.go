@@ -91,6 +91,28 @@ type conn struct {
 	inN      int
 	inErr    error
 	saidSlow bool // FlowWatcher was told PeerSlow; read loop only
+	// The read loop's state, kept here so the loop can end its goroutine
+	// while the connection waits in the poller and go on in another.
+	rb   readBuf
+	owed int // input the peer sent before a stop request; -1: not measured
+	// pl is the port's poller (nil: the read loop blocks in Read); while
+	// dormant, cancel (under pmu) takes the connection out of it.
+	pl     *poller
+	cancel func() bool
+	// heard is the poller's sweep count at the last input; waiting is set
+	// while the loop waits in the netpoller instead, and quietKick when
+	// the sweep interrupted that wait (under pmu).
+	heard atomic.Uint32
+	// heardBefore is heard as it was before the last input (loop only).
+	heardBefore uint32
+	waiting     atomic.Bool
+	quietKick   bool
+	rdFn        func(fd uintptr) bool // readNow's, with its arguments below
+	rdP         []byte
+	rdN         int
+	rdErr       error
+	// onEnd, if set, runs last when the connection ended.
+	onEnd func()
 	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
 	// is the read loop's, wr is changed under wmu with the queue empty.
 	rd  io.Reader
@@ -201,35 +223,18 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 	return c
 }
 
-// serve runs the connection until it closes. It never panics.
+// serve runs the connection until it closes, or until it waits for input
+// in the port's poller with no goroutine (then a later goroutine goes on
+// with run). It never panics.
 func (c *conn) serve() {
-	var reason error
 	if c.cfg.idleTimeout > 0 {
 		c.touch()
 		c.tmu.Lock()
 		c.idleTimer = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
 		c.tmu.Unlock()
 	}
-	defer func() {
-		c.tmu.Lock()
-		c.ended = true
-		if c.idleTimer != nil {
-			c.idleTimer.Stop()
-		}
-		c.tmu.Unlock()
-		c.stopWriter()
-		c.nc.Close()
-		c.endJobs()
-		c.wmu.Lock()
-		if c.lostReason != nil {
-			reason = c.lostReason
-		}
-		c.wmu.Unlock()
-		c.safely(func() { c.proto.ConnectionLost(reason) })
-		c.logAttrs(slog.LevelInfo, "connection closed", slog.Int64("sent", c.sent.Load()), slog.Int64("received", c.recv.Load()))
-	}()
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
-		reason = errPanic
+		c.end(errPanic)
 		return
 	}
 	if c.made != nil {
@@ -241,53 +246,115 @@ func (c *conn) serve() {
 	if c.closing.Load() {
 		size = lingerBufSize
 	}
-	rb := readBuf{floor: size, max: max(size, c.cfg.maxBufSize)}
+	c.rb = readBuf{floor: size, max: max(size, c.cfg.maxBufSize)}
 	if c.closing.Load() {
-		rb.max = size
+		c.rb.max = size
 	}
-	rb.bp = getBuf(size)
-	defer func() { putBuf(rb.bp) }()
-	buf := *rb.bp
-	owed := -1 // input the peer sent before a stop request; -1: not measured
+	c.owed = -1
+	c.run()
+}
+
+// run is the read loop: it reads and hands input to the protocol until the
+// connection ends (then it tears down) or goes dormant in the poller.
+func (c *conn) run() {
+	if reason, ended := c.readLoop(); ended {
+		c.end(reason)
+	}
+}
+
+// end tears the connection down: it runs once, on the goroutine that saw
+// the connection end.
+func (c *conn) end(reason error) {
+	if c.rb.bp != nil {
+		putBuf(c.rb.bp)
+		c.rb.bp = nil
+	}
+	c.tmu.Lock()
+	c.ended = true
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.tmu.Unlock()
+	c.stopWriter()
+	c.nc.Close()
+	c.endJobs()
+	c.wmu.Lock()
+	if c.lostReason != nil {
+		reason = c.lostReason
+	}
+	c.wmu.Unlock()
+	c.safely(func() { c.proto.ConnectionLost(reason) })
+	c.logAttrs(slog.LevelInfo, "connection closed", slog.Int64("sent", c.sent.Load()), slog.Int64("received", c.recv.Load()))
+	if c.onEnd != nil {
+		c.onEnd()
+	}
+}
+
+// readLoop reports why the connection ended, or ended false when it went dormant.
+func (c *conn) readLoop() (reason error, ended bool) {
 	fw, _ := c.proto.(FlowWatcher)
 	for {
+		if c.rb.bp == nil {
+			c.rb.bp = getBuf(c.rb.size())
+		}
+		buf := *c.rb.bp
 		limit := len(buf)
 		if fw != nil && !c.noteFlow(fw) {
-			reason = errPanic
-			return
+			return errPanic, true
 		}
 		stop, paused := c.waitResumed()
 		if fw != nil && !c.noteFlow(fw) {
-			reason = errPanic
-			return
+			return errPanic, true
 		}
 		if stop {
 			// Bytes the kernel already took from the peer are handed to the
 			// protocol before StopRequested, so a shutdown never drops a
 			// request that arrived in time. Only those: a peer that keeps
 			// sending cannot hold the stop off.
-			if owed < 0 {
-				owed = 0
+			if c.owed < 0 {
+				c.owed = 0
 				if !paused && !c.closing.Load() {
-					owed = max(unreadBytes(c.nc), 0)
+					c.owed = max(unreadBytes(c.nc), 0)
 				}
 			}
-			if owed == 0 || c.closing.Load() {
-				owed = -1
+			if c.owed == 0 || c.closing.Load() {
+				c.owed = -1
 				if !c.safely(c.deliverStop) {
-					reason = errPanic
-					return
+					return errPanic, true
 				}
 				continue
 			}
 			c.nc.SetReadDeadline(time.Time{})
-			limit = min(limit, owed)
+			limit = min(limit, c.owed)
 		}
-		n, err := c.rd.Read(buf[:limit])
-		if owed > 0 {
-			owed -= n
+		var n int
+		var err error
+		if c.pollable() && !stop && !c.closing.Load() && c.sparse() {
+			n, err = c.readNow(buf[:limit])
+			if err == errWouldBlock {
+				if c.goDormant() {
+					return nil, false
+				}
+				continue
+			}
+		} else if c.pollable() {
+			// Input came lately: wait in the netpoller, which costs less
+			// per message than a trip through the poller, until the sweep
+			// finds the connection quiet.
+			c.waiting.Store(true)
+			n, err = c.rd.Read(buf[:limit])
+			c.waiting.Store(false)
+		} else {
+			n, err = c.rd.Read(buf[:limit])
+		}
+		if c.owed > 0 {
+			c.owed -= n
 		}
 		if n > 0 {
+			if c.pl != nil {
+				c.heardBefore = c.heard.Load()
+				c.heard.Store(c.pl.sweeps.Load())
+			}
 			c.recv.Add(int64(n))
 			if m := c.cfg.metrics; m != nil {
 				m.Received.Add(float64(n))
@@ -296,19 +363,18 @@ func (c *conn) serve() {
 				c.touch()
 			}
 			if !c.closing.Load() && !c.safely(func() { c.proto.DataReceived(buf[:n]) }) {
-				reason = errPanic
-				return
+				return errPanic, true
 			}
-			buf = rb.fit(n)
+			c.rb.fit(n)
 		}
 		if err != nil {
-			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) {
+			if c.takeStopRequest(err) || c.keepLingering(err) || c.takeFlowKick(err) || c.takeQuietKick(err) {
 				continue
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !c.closing.Load() {
 				reason = err
 			}
-			return
+			return reason, true
 		}
 	}
 }
@@ -372,8 +438,10 @@ func (c *conn) requestStop() {
 	}
 	c.stopAsked, c.stopReq = true, true
 	c.pcond.Broadcast()
-	c.pmu.Unlock()
+	// Under pmu, so takeQuietKick never clears this deadline unseen.
 	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.pmu.Unlock()
+	c.rouse()
 }
 
 // takeStopRequest reports whether a read error was our own interruption.
@@ -492,6 +560,7 @@ func (c *conn) LoseConnection() {
 	if c.closing.Swap(true) {
 		return
 	}
+	c.rouse() // the read loop lingers or ends
 	c.ResumeProducing()
 	if c.wqBytes > 0 {
 		c.closeAfterFlush = true
@@ -561,6 +630,7 @@ func (c *conn) keepLingering(err error) bool {
 
 func (c *conn) AbortConnection() {
 	c.closing.Store(true)
+	c.rouse() // before the close below: see rouse
 	c.wmu.Lock()
 	c.dead = true
 	c.releaseLocked()

@@ -135,6 +135,9 @@ func (c *conn) overflowLocked(p []byte) (int, error) {
 	}
 	dropped := c.wqBytes + len(p)
 	c.lostReason = ErrOutputQueueFull
+	// Closing before wmu is let go: another writer waiting on it would
+	// overflow too and log the drop a second time.
+	c.closing.Store(true)
 	c.wmu.Unlock()
 	c.logAttrs(slog.LevelWarn, fmt.Sprintf("outgoing queue full (%d bytes unsent, limit %d): closing the connection to %s, which is not reading; %d bytes dropped",
 		dropped, c.cfg.maxQueued, peerName(c.nc), dropped))
@@ -271,7 +274,11 @@ func (c *conn) setCongested(on bool) {
 			c.nc.SetReadDeadline(aLongTimeAgo)
 		}
 	}
+	kick := c.flowKick
 	c.pmu.Unlock()
+	if kick {
+		c.rouse() // a dormant loop tells the FlowWatcher too
+	}
 }
 
 // takeFlowKick reports whether a read error was setCongested's

@@ -3,7 +3,10 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +33,9 @@ type poller struct {
 	armed   map[uint64]armed
 	next    uint64
 	stopped bool
+
+	// sweeps counts the port's quietTicks (dormant.go).
+	sweeps atomic.Uint32
 
 	done chan struct{}
 }
@@ -139,13 +145,18 @@ func (p *poller) loop() {
 			p.mu.Lock()
 			a, ok := p.armed[t]
 			delete(p.armed, t)
+			if ok {
+				// The entry is disabled (oneshot); take it out so a close of
+				// the descriptor leaves nothing behind. Under mu: a cancel
+				// that finds the token gone may close the descriptor at
+				// once, and a DEL after that could hit the connection that
+				// took the number next.
+				unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
+			}
 			p.mu.Unlock()
 			if !ok {
 				continue // cancelled meanwhile
 			}
-			// The entry is disabled (oneshot); take it out so a close of the
-			// descriptor leaves nothing behind.
-			unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
 			go a.ready()
 		}
 	}
@@ -173,4 +184,32 @@ func (p *poller) pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.armed)
+}
+
+// readNow reads what the socket holds without waiting: errWouldBlock when
+// it holds nothing, io.EOF at the peer's FIN.
+func (c *conn) readNow(p []byte) (int, error) {
+	if c.rdFn == nil {
+		c.rdFn = func(fd uintptr) bool {
+			c.rdN, c.rdErr = unix.Read(int(fd), c.rdP)
+			return true // never wait in Go's netpoller: the caller parks
+		}
+	}
+	c.rdP = p
+	err := c.raw.Read(c.rdFn)
+	n, rerr := c.rdN, c.rdErr
+	c.rdP, c.rdErr = nil, nil
+	switch {
+	case err != nil: // closed, or a deadline interrupting the loop
+		return 0, err
+	case rerr == unix.EAGAIN:
+		return 0, errWouldBlock
+	case rerr == unix.EINTR:
+		return 0, nil
+	case rerr != nil:
+		return 0, os.NewSyscallError("read", rerr)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }

@@ -60,6 +60,11 @@ type Port struct {
 	Clock Clock
 	// Metrics, if set, counts the port's clients and bytes.
 	Metrics *PortMetrics
+	// ReaderPerConnection keeps a goroutine blocked in each connection's
+	// read, the way before the poller, for bisecting a regression; by
+	// default (on Linux) an idle plain connection waits in the port's
+	// poller with no goroutine and no read buffer.
+	ReaderPerConnection bool
 
 	mu         sync.Mutex
 	ln         net.Listener
@@ -67,7 +72,7 @@ type Port struct {
 	stopping   bool
 	handedOver bool // the socket is a replacement's now (HandOver)
 	seq        uint64
-	wg         sync.WaitGroup // connection and parked-client goroutines
+	wg         sync.WaitGroup // connections and parked-client goroutines
 	accepted   chan struct{}  // closed when the accept loop returns
 	cfg        connConfig
 	metrics    *PortMetrics
@@ -81,6 +86,8 @@ type Port struct {
 	turnedAway int
 	saidFull   bool
 	files      func() uint64 // the descriptor limit; fileLimit but in tests
+	pl         *poller       // nil: every connection keeps its goroutine
+	sweeper    *time.Timer   // runs sweep while pl is up
 }
 
 // NewPort returns a listening service for ep. A nil logger means
@@ -152,6 +159,16 @@ func (p *Port) Start(ctx context.Context) error {
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
 	p.cfg = connConfig{bufSize: p.ReadBufferSize, maxBufSize: p.MaxReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock, metrics: p.Metrics}
+	if !p.ReaderPerConnection {
+		pl, err := newPoller()
+		if err != nil {
+			p.log.Warn(err.Error() + ": every connection keeps a reading goroutine")
+		}
+		p.pl = pl
+		if pl != nil {
+			p.sweeper = time.AfterFunc(quietTick, p.sweep)
+		}
+	}
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
@@ -252,23 +269,26 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	if m != nil {
 		m.Open.Inc()
 	}
+	c.pl = p.pl
+	// The connection, not its goroutine, is what wg counts: a dormant
+	// connection has none.
 	p.wg.Add(1)
 	go func() {
-		defer p.wg.Done()
-		defer p.forget(c)
 		if w != nil {
 			// The watcher holds the socket's read lock until it sees the
 			// unpark deadline; clear that deadline only after it let go.
 			<-w.done
 			nc.SetReadDeadline(time.Time{})
 		}
-		if m == nil {
-			c.serve()
-			return
-		}
 		start := time.Now()
+		c.onEnd = func() {
+			if m != nil {
+				m.Duration.Observe(time.Since(start).Seconds())
+			}
+			p.forget(c)
+			p.wg.Done()
+		}
 		c.serve()
-		m.Duration.Observe(time.Since(start).Seconds())
 	}()
 }
 
@@ -386,6 +406,19 @@ func (p *Port) stopListening() {
 // only those still waiting when ctx is done are closed unserved.
 func (p *Port) Stop(ctx context.Context) error {
 	p.stopListening()
+	// The poller goes last, once no connection can be dormant in it.
+	defer func() {
+		p.mu.Lock()
+		pl := p.pl
+		if p.sweeper != nil {
+			p.sweeper.Stop()
+			p.sweeper = nil
+		}
+		p.mu.Unlock()
+		if pl != nil {
+			pl.stop()
+		}
+	}()
 	p.mu.Lock()
 	live := make([]*conn, 0, len(p.conns))
 	for c := range p.conns {

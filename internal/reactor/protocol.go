@@ -1,7 +1,7 @@
 // Package reactor is twistd's networking core (Twisted's reactor, endpoints
-// and internet services) built on Go's netpoller: one goroutine reads each
-// connection and delivers its events to a Protocol, so a protocol's
-// callbacks never run concurrently.
+// and internet services) built on Go's netpoller: one goroutine at a time
+// reads each connection and delivers its events to a Protocol, so a
+// protocol's callbacks never run concurrently.
 //
 // # Writes and back-pressure
 //
@@ -39,6 +39,18 @@
 // and ConnectionLost runs once every such goroutine returned.
 // Transport.StartTLS switches a live connection to TLS (AUTH TLS,
 // STARTTLS) after the clear output queued before it.
+//
+// On Linux a plain TCP or unix connection of a Port that heard nothing
+// for a sweep interval (100-200 ms) goes dormant: its read buffer goes
+// back to the pool, its goroutine ends, and the socket waits in the port's
+// own epoll set (EPOLLONESHOT, beside the netpoller) until it is readable,
+// when a fresh goroutine reads on; a busier connection waits in the
+// netpoller, which costs less per message. A stop request, LoseConnection, AbortConnection, an idle
+// timeout or a FlowWatcher's congestion rouses it the same way. A paused
+// or congested connection, a TLS connection (after StartTLS too: crypto/tls
+// reads through the blocking net.Conn), a ClientService's connection and
+// every connection elsewhere keep a goroutine blocked in Read, as do all
+// of a Port's with ReaderPerConnection.
 //
 // # Connection limits
 //

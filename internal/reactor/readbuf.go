@@ -17,10 +17,14 @@ const calmReads = 8
 // quiet connection holds little. Buffers come from and return to the
 // pools of their size.
 type readBuf struct {
-	bp         *[]byte
+	bp         *[]byte // nil while the connection is parked
 	floor, max int
 	calm       int
+	cur        int // the size of bp, kept while it is back in the pool
 }
+
+// size is the buffer to take when the connection reads again.
+func (r *readBuf) size() int { return max(r.cur, r.floor) }
 
 // fit resizes the buffer after a read of n bytes and returns it.
 func (r *readBuf) fit(n int) []byte {
@@ -43,4 +47,5 @@ func (r *readBuf) fit(n int) []byte {
 func (r *readBuf) resize(size int) {
 	putBuf(r.bp)
 	r.bp = getBuf(size)
+	r.cur = size
 }

@@ -269,16 +269,19 @@ func (p *peer) chat(cmd uint32, body []byte) {
 // rotate the log's history away) and closes a connection that commits more
 // than --max-errors of them in one second.
 func (p *peer) protocolError(code int, text string, logArgs ...any) {
+	limit := p.hub.cfg.MaxErrors
+	counted := limit > 0 && !p.stopped.Load()
+	if counted {
+		// Counted before the reply goes out: a client that heard it and
+		// moved on to the next second finds the error in this one.
+		if now := p.hub.clock.Now().Unix(); now != p.errSecond {
+			p.errSecond, p.errCount = now, 0
+		}
+		p.errCount++
+	}
 	p.replyError(code, text, nil)
 	p.hub.warns.Warn(p.log, p.addrKey, fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
-	limit := p.hub.cfg.MaxErrors
-	if limit <= 0 || p.stopped.Load() {
-		return
-	}
-	if now := p.hub.clock.Now().Unix(); now != p.errSecond {
-		p.errSecond, p.errCount = now, 0
-	}
-	if p.errCount++; p.errCount > limit {
+	if counted && p.errCount > limit {
 		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
 		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
 		p.stop()
