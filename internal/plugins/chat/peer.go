@@ -279,8 +279,10 @@ func (p *peer) protocolError(code int, text string, logArgs ...any) {
 		}
 		p.errCount++
 	}
-	p.replyError(code, text, nil)
+	// Logged before the reply too: the reply may leave at once, and the
+	// limiter's interval must be the one the client saw the error in.
 	p.hub.warns.Warn(p.log, p.addrKey, fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
+	p.replyError(code, text, nil)
 	if counted && p.errCount > limit {
 		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
 		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
