@@ -60,11 +60,31 @@ func startDaemonCmd(t *testing.T, cmd *exec.Cmd, dir, pidfile string) int {
 	return pid
 }
 
+// killAtCleanup kills pid at cleanup if it still runs. A daemon leads
+// its own process group (it called setsid), so its group goes too: a
+// replacement it started for a reload, which a failing test may never
+// have learnt the pid of, dies with it.
 func killAtCleanup(t *testing.T, pid int) {
 	t.Cleanup(func() {
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
 		if alive(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			t.Logf("killed daemon %d at cleanup", pid)
+		}
+	})
+}
+
+// killPidfileOwnerAtCleanup kills, at cleanup, whatever process the
+// pidfile names then: after reloads of a --nodaemon run (whose
+// replacements share the test's process group) that is the last one,
+// even when the test failed before it read its pid.
+func killPidfileOwnerAtCleanup(t *testing.T, pidfile string) {
+	t.Cleanup(func() {
+		if pid, err := daemon.ReadPidfile(pidfile); err == nil && pid != os.Getpid() && alive(pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Logf("killed pid %d named by %s at cleanup", pid, pidfile)
 		}
 	})
 }
@@ -187,6 +207,24 @@ func procIDs(t *testing.T, pid int, key string) []string {
 	}
 	t.Fatalf("no %s line in /proc/%d/status", key, pid)
 	return nil
+}
+
+// passedSocket binds a loopback TCP socket as systemd would for a unit
+// and returns it as a file to pass to twistd (closed at cleanup), with its
+// address. Only the file holds the socket open.
+func passedSocket(t *testing.T) (*os.File, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().String()
 }
 
 // socketActivated is the command that runs twistd with f as its one

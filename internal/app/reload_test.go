@@ -282,6 +282,7 @@ func TestReloadUDPUnixAndNotify(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "e.toml"), []byte(app), 0o644)
 	// The log goes to a file: the replacement keeps the stdout it
 	// inherits, so a pipe there would stay open after the old one exits.
+	killPidfileOwnerAtCleanup(t, filepath.Join(dir, "e.pid"))
 	cmd := exec.Command(testutil.Binary(t), "-n", "--logfile", "e.log", "-y", "e.toml")
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	cmd.Dir = dir
@@ -560,17 +561,8 @@ func TestReloadTwiceAtOnce(t *testing.T) {
 func TestReloadKeepsSystemdSocket(t *testing.T) {
 	dir := t.TempDir()
 	writePoem(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	defer f.Close()
+	f, addr := passedSocket(t)
+	killPidfileOwnerAtCleanup(t, filepath.Join(dir, "twistd.pid"))
 	cmd := socketActivated(t, f, "-n", "--logfile", "t.log", "fastpoetry", "--port", "systemd:name=poetry", "--poem", "poem.txt")
 	cmd.Env = append(os.Environ(), "LISTEN_FDNAMES=poetry")
 	cmd.Dir = dir

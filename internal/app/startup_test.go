@@ -50,22 +50,13 @@ poem = "secret.txt"
 	if err := os.WriteFile(filepath.Join(dir, "unwind.toml"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, addr := passedSocket(t)
 	// The slow client: connected before the daemon starts, never reads.
-	slow, err := net.Dial("tcp", ln.Addr().String())
+	slow, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	ln.Close()
 
 	cmd := socketActivated(t, f, "-n", "--uid", "nobody", "--gid", "nogroup", "-y", "unwind.toml")
 	start := time.Now()

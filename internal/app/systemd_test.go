@@ -89,17 +89,7 @@ func TestSystemdNotify(t *testing.T) {
 func TestSystemdSocketActivation(t *testing.T) {
 	dir := t.TempDir()
 	writePoem(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	defer f.Close()
+	f, addr := passedSocket(t)
 	cmd := socketActivated(t, f, "-n", "fastpoetry", "--port", "systemd:domain=INET:index=0", "--poem", "poem.txt")
 	p := testutil.StartCmd(t, cmd, dir)
 	p.WaitFor(t, "listening on "+addr, 10*time.Second)
