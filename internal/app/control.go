@@ -122,8 +122,13 @@ func reload(path string, timeout time.Duration, stdout io.Writer) error {
 	if err != nil {
 		return withCode(ExitUnknown, err)
 	}
-	if state != daemon.Live || pid == 0 {
-		return failure(fmt.Errorf("no daemon runs with pidfile %s (%s)", path, state))
+	switch {
+	case state == daemon.Absent:
+		return failure(fmt.Errorf("nothing to reload: no pidfile %s (twistd is not running)", path))
+	case state == daemon.Stale:
+		return failure(fmt.Errorf("nothing to reload: the pidfile %s is %s", path, staleWhy(pid)))
+	case pid == 0:
+		return failure(fmt.Errorf("nothing to reload yet: pidfile %s names no pid (twistd is starting)", path))
 	}
 	if info, ok := daemon.ReadInfo(path, pid); ok && info.Reloading {
 		return failure(fmt.Errorf("pid %d is already reloading (asked at %s)", pid, info.LastReload.Asked.Format(time.RFC3339)))
