@@ -585,3 +585,11 @@ func TestReloadKeepsSystemdSocket(t *testing.T) {
 	}
 	stopDaemon(t, pid, filepath.Join(dir, "twistd.pid"))
 }
+
+// With no daemon there is nothing to reload: one line, exit 1.
+func TestReloadNothingRuns(t *testing.T) {
+	dir := t.TempDir()
+	ctl(t, dir, 1, `^twistd: nothing to reload: no pidfile .*twistd\.pid \(twistd is not running\)\n$`, "reload")
+	os.WriteFile(filepath.Join(dir, "twistd.pid"), []byte("999999999\n"), 0o644)
+	ctl(t, dir, 1, `^twistd: nothing to reload: the pidfile .* is stale: pid 999999999 does not exist\n$`, "reload")
+}
