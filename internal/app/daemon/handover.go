@@ -3,7 +3,6 @@ package daemon
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -281,17 +280,4 @@ func (p *Pidfile) Rewrite() error {
 		return nil
 	}
 	return p.write()
-}
-
-// UpdateRecord rewrites the record beside the pidfile in place.
-func (p *Pidfile) UpdateRecord(info Info) error {
-	if p == nil || p.info == nil {
-		return errors.New("no daemon record")
-	}
-	b, _ := json.Marshal(info)
-	if err := p.info.Truncate(0); err != nil {
-		return err
-	}
-	_, err := p.info.WriteAt(append(b, '\n'), 0)
-	return err
 }

@@ -58,19 +58,29 @@ func (p *Pidfile) Record(info Info) error {
 		f.Close()
 		return fmt.Errorf("daemon record %s holds something else; leaving it alone", filepath.Join(p.dir.Path(), name))
 	}
-	b, _ := json.Marshal(info)
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt(append(b, '\n'), 0)
-	}
-	if err != nil {
+	p.info = f
+	if err := p.UpdateRecord(info); err != nil {
+		p.info = nil
 		f.Close()
 		return fmt.Errorf("daemon record %s: %w", filepath.Join(p.dir.Path(), name), bare(err))
 	}
-	p.info = f
 	return nil
 }
 
-// ChownRecord gives the record to uid/gid with the pidfile.
+// UpdateRecord rewrites the record beside the pidfile in place.
+func (p *Pidfile) UpdateRecord(info Info) error {
+	if p == nil || p.info == nil {
+		return errors.New("no daemon record")
+	}
+	b, _ := json.Marshal(info)
+	if err := p.info.Truncate(0); err != nil {
+		return err
+	}
+	_, err := p.info.WriteAt(append(b, '\n'), 0)
+	return err
+}
+
+// chownRecord gives the record to uid/gid with the pidfile.
 func (p *Pidfile) chownRecord(uid, gid int) error {
 	if p.info == nil {
 		return nil
