@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -660,9 +659,3 @@ func cmdMlst(s *session, arg string) {
 	s.replyLines(250, "Listing "+v, []string{facts + " " + v}, "End")
 }
 
-func (s *session) baseName(v string) string {
-	if v == "/" {
-		return "/"
-	}
-	return path.Base(v)
-}

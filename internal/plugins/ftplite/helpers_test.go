@@ -322,13 +322,6 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-// withTLS configures FTPS with a fresh certificate.
-func withTLS(t *testing.T, required bool) func(*Config) {
-	dir := t.TempDir()
-	cert, key := writeCert(t, dir)
-	return func(c *Config) { c.TLSCert, c.TLSKey, c.TLSRequired = cert, key, required }
-}
-
 // randomFile writes n random bytes under the root.
 func (ts *testServer) randomFile(t *testing.T, name string, n int) []byte {
 	t.Helper()

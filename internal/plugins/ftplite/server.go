@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -79,7 +78,6 @@ type server struct {
 	dummy []byte
 	tls   *tls.Config
 
-	seq     atomic.Uint64
 	bcrypt  chan struct{} // caps concurrent hash checks: bcrypt is slow on purpose
 	metrics *metrics      // nil: not counted
 
