@@ -63,6 +63,7 @@ test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	@# The example module needs every module this one does: a dependency
 	@# added here without `cd examples/qotd && go mod tidy` fails here.
+	$(GO) mod tidy -diff
 	cd examples/qotd && $(GO) mod tidy -diff && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The public API snapshot (testdata/api.txt), after a change that is meant.
