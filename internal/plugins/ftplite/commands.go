@@ -658,4 +658,3 @@ func cmdMlst(s *session, arg string) {
 	facts := string(s.appendFacts(nil, fi, v == "/"))
 	s.replyLines(250, "Listing "+v, []string{facts + " " + v}, "End")
 }
-
