@@ -158,6 +158,7 @@ func (r *runner) run() error {
 		return r.startFailed(err)
 	}
 	defer prof.stop()
+	defer paceHeap(r.log)()
 
 	r.log.Info(fmt.Sprintf("twistd %s (%s %s) starting up", version(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH))
 	r.log.Info(fmt.Sprintf("application %s, pid %d", r.name, os.Getpid()))

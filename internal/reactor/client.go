@@ -162,8 +162,10 @@ func (s *ClientService) loop(ctx context.Context, done chan struct{}) {
 
 // serve runs one connection until it closes.
 func (s *ClientService) serve(nc net.Conn) {
-	c := newConn(nc, s.factory.BuildProtocol(nc.RemoteAddr()), s.log, connConfig{bufSize: s.ReadBufferSize})
-	c.made = func() {
+	cfg := &connConfig{bufSize: s.ReadBufferSize, log: s.log}
+	cfg.normalize()
+	c := newConn(nc, s.factory.BuildProtocol(nc.RemoteAddr()), cfg)
+	cfg.made = func(*conn) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.cur = c // even when stopping, so Stop can abort it

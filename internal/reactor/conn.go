@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,68 +57,27 @@ func putBuf(b *[]byte) {
 var errPanic = errors.New("protocol handler panicked")
 
 // conn is the Transport of one connection; its serve method is the
-// connection's goroutine.
+// connection's goroutine. An idle chat server holds tens of thousands of
+// these, so it keeps only what a connection waiting for input needs: the
+// port's settings are shared (cfg), and the writer's queue, the jobs, the
+// idle timer and the pause condition are allocated when first used.
 type conn struct {
 	nc    net.Conn
 	proto Protocol
-	log   *slog.Logger
-	// made, if set, runs on the connection's goroutine right after
-	// ConnectionMade returns normally.
-	made func()
-	cfg  connConfig
+	cfg   *connConfig // the port's, or the client service's
+	// raw writes inline and reads without waiting; nil when the
+	// connection has no descriptor, or speaks TLS.
+	raw syscall.RawConn
+	// tc is the TLS connection over nc after StartTLS: from then on the
+	// read loop reads it and the writer writes it.
+	tc *tls.Conn
+	// out is the output queue (outqueue.go), under wmu; nil until output
+	// first had to wait.
+	out *outQueue
 
 	wmu     sync.Mutex // guards the output queue and the half-close after it
+	pmu     sync.Mutex
 	closing atomic.Bool
-
-	// The output queue (outqueue.go), under wmu. Bytes the socket does not
-	// take at once wait in wq for the connection's writer goroutine, which
-	// is started at the first such write and parked on wwake while the
-	// queue is empty.
-	wq              []chunk
-	wqBytes         int // queued, including what the writer is writing
-	writing         bool
-	writerUp        bool
-	writerStop      bool // serve is ending: flush, then return
-	closeAfterFlush bool // LoseConnection came with output queued
-	dead            bool // aborted or failed: queued output is dropped
-	lostReason      error
-	wwake           sync.Cond // L is &wmu
-	writerDone      chan struct{}
-	iov             net.Buffers // the writer's, reused
-	// raw writes inline; nil when the connection has no descriptor.
-	raw      syscall.RawConn
-	inFn     func(fd uintptr) bool
-	inP      []byte
-	inN      int
-	inErr    error
-	saidSlow bool // FlowWatcher was told PeerSlow; read loop only
-	// The read loop's state, kept here so the loop can end its goroutine
-	// while the connection waits in the poller and go on in another.
-	rb   readBuf
-	owed int // input the peer sent before a stop request; -1: not measured
-	// pl is the port's poller (nil: the read loop blocks in Read); while
-	// dormant, cancel (under pmu) takes the connection out of it.
-	pl     *poller
-	cancel func() bool
-	// heard is the poller's sweep count at the last input; waiting is set
-	// while the loop waits in the netpoller instead, and quietKick when
-	// the sweep interrupted that wait (under pmu).
-	heard atomic.Uint32
-	// heardBefore is heard as it was before the last input (loop only).
-	heardBefore uint32
-	waiting     atomic.Bool
-	quietKick   bool
-	rdFn        func(fd uintptr) bool // readNow's, with its arguments below
-	rdP         []byte
-	rdN         int
-	rdErr       error
-	// onEnd, if set, runs last when the connection ended.
-	onEnd func()
-	// rd and wr are nc, or the TLS connection over it after StartTLS; rd
-	// is the read loop's, wr is changed under wmu with the queue empty.
-	rd  io.Reader
-	wr  io.Writer
-	tls bool
 	// inCallback is set while a protocol callback runs: a Write then most
 	// likely comes from the connection's own goroutine (a reply, an echo)
 	// and is written inline. Writes from elsewhere (a fan-out, a timer, a
@@ -125,43 +85,52 @@ type conn struct {
 	// thousand queued frames instead of making a thousand system calls,
 	// and the writers coalesce what piles up meanwhile.
 	inCallback atomic.Bool
+	// heard is the poller's sweep count at the last input; waiting is set
+	// while the loop waits in the netpoller instead (dormant.go).
+	heard   atomic.Uint32
+	waiting atomic.Bool
+	// heardBefore is heard as it was before the last input (loop only).
+	heardBefore uint32
+	// owed is the input the peer sent before a stop request (-1: not
+	// measured); the read loop's.
+	owed int32
 
-	pmu       sync.Mutex
-	pcond     sync.Cond // L is &pmu
+	// Under wmu.
+	dead     bool // aborted or failed: queued output is dropped
+	lingered bool // closeGentlyLocked half-closed: the read loop lingers
+	// Under pmu.
 	paused    bool
 	congested bool // queued output past the high-water mark
 	flowKick  bool // the read was interrupted to tell a FlowWatcher
 	stopReq   bool // a graceful stop asked to interrupt the read
 	stopAsked bool // requestStop ran; StopRequested is owed at most once
+	quietKick bool // the sweep interrupted a netpoller wait
+	noPoll    bool // the poller failed this connection: read with a goroutine
+	jobsDone  bool // Go runs nothing more
+	// The read loop's.
+	saidSlow bool // FlowWatcher was told PeerSlow
+
+	wqBytes    int   // queued, including what the writer is writing; under wmu
+	lostReason error // under wmu
+	// The read loop's state, kept here so the loop can end its goroutine
+	// while the connection waits in the poller and go on in another.
+	rb readBuf
+	// tok is the poller's token for this connection while dormant (0: not
+	// armed); under pmu.
+	tok uint64
 
 	sent, recv atomic.Int64
+	start      int64 // when the port served it (UnixNano), for the duration metric
+	// seq is N in the "System,N,peer" tag of the connection's log lines.
+	seq uint64
 
-	// system and seq make the "System,N,peer" tag of the connection's log
-	// lines; with system empty, lines go out as log has them. The tag is
-	// put on each record rather than into a derived logger, which would
-	// copy the handler for a connection that logs only once, when it ends.
-	system string
-	seq    uint64
-
-	// linger state after LoseConnection; guarded by wmu.
-	lingerUnsent   int
-	lingerProgress time.Time
-	last           atomic.Int64 // clock time of the last byte either way (idle timeout)
-
-	// Goroutines the protocol started with Go (jobs.go).
-	jmu      sync.Mutex
-	jobs     sync.WaitGroup
-	jobCtx   context.Context
-	jobStop  context.CancelFunc
-	jobsDone bool
-
-	tmu       sync.Mutex
-	idleTimer Timer
-	ended     bool // serve returned; no more idle checks
+	jobs   *jobSet    // Go's goroutines (jobs.go); under pmu
+	resume *sync.Cond // pause and congestion waits, L is &pmu; made under pmu
+	idle   *idleTimer // with an idle timeout only
 }
 
-// connConfig holds the per-connection settings a Port or ClientService
-// passes on.
+// connConfig holds the settings a Port or ClientService passes on, shared
+// by its connections.
 type connConfig struct {
 	bufSize      int           // the read buffer's initial and smallest size
 	maxBufSize   int           // how far it may grow (at most bufSize: fixed)
@@ -171,33 +140,21 @@ type connConfig struct {
 	maxQueued    int           // 0: DefaultMaxQueued
 	clock        Clock
 	metrics      *PortMetrics // nil: not counted
+	log          *slog.Logger
+	// system tags the connections' log lines "System,N,peer"; with system
+	// empty, lines go out as log has them. The tag is put on each record
+	// rather than into a derived logger, which would copy the handler for
+	// a connection that logs only once, when it ends.
+	system string
+	pl     *poller // nil: the read loop blocks in Read
+	port   *Port   // told when a connection ends; nil for a client
+	// made, if set, runs on the connection's goroutine right after
+	// ConnectionMade returns normally.
+	made func(*conn)
 }
 
-// logAttrs writes one log line tagged with the connection's system.
-func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
-	h := c.log.Handler()
-	if !h.Enabled(context.Background(), level) {
-		return
-	}
-	// A record without a PC: slog's Logger would walk the stack for the
-	// caller on every line, which no sink here prints.
-	r := slog.NewRecord(time.Now(), level, msg, 0)
-	r.AddAttrs(attrs...)
-	if c.system != "" {
-		b := make([]byte, 0, len(c.system)+64)
-		b = append(b, c.system...)
-		b = append(b, ',')
-		b = strconv.AppendUint(b, c.seq, 10)
-		b = append(b, ',')
-		b = appendPeer(b, c.nc)
-		// b is never written again, so the string may share it: one
-		// allocation per tag instead of two.
-		r.AddAttrs(slog.String(systemKey, unsafe.String(unsafe.SliceData(b), len(b))))
-	}
-	h.Handle(context.Background(), r)
-}
-
-func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *conn {
+// normalize fills in the defaults.
+func (cfg *connConfig) normalize() {
 	if cfg.bufSize <= 0 {
 		cfg.bufSize = DefaultReadBufferSize
 	}
@@ -211,13 +168,50 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 		cfg.maxQueued = DefaultMaxQueued
 	}
 	cfg.clock = orReal(cfg.clock)
-	c := &conn{nc: nc, proto: proto, log: log, cfg: cfg, rd: nc, wr: nc}
-	c.pcond.L = &c.pmu
-	c.wwake.L = &c.wmu
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+}
+
+// idleTimer is the idle timeout's state, under its own lock since the
+// timer fires on a goroutine of the clock's.
+type idleTimer struct {
+	last  atomic.Int64 // clock time of the last byte either way
+	mu    sync.Mutex
+	t     Timer
+	ended bool // serve returned; no more idle checks
+}
+
+// logAttrs writes one log line tagged with the connection's system.
+func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
+	h := c.cfg.log.Handler()
+	if !h.Enabled(context.Background(), level) {
+		return
+	}
+	// A record without a PC: slog's Logger would walk the stack for the
+	// caller on every line, which no sink here prints.
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	if c.cfg.system != "" {
+		b := make([]byte, 0, len(c.cfg.system)+64)
+		b = append(b, c.cfg.system...)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, c.seq, 10)
+		b = append(b, ',')
+		b = appendPeer(b, c.nc)
+		// b is never written again, so the string may share it: one
+		// allocation per tag instead of two.
+		r.AddAttrs(slog.String(systemKey, unsafe.String(unsafe.SliceData(b), len(b))))
+	}
+	h.Handle(context.Background(), r)
+}
+
+// newConn returns the connection over nc; cfg is normalized and shared.
+func newConn(nc net.Conn, proto Protocol, cfg *connConfig) *conn {
+	c := &conn{nc: nc, proto: proto, cfg: cfg}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
-			c.inFn = c.inlineWrite
 		}
 	}
 	return c
@@ -228,17 +222,18 @@ func newConn(nc net.Conn, proto Protocol, log *slog.Logger, cfg connConfig) *con
 // with run). It never panics.
 func (c *conn) serve() {
 	if c.cfg.idleTimeout > 0 {
+		c.idle = &idleTimer{}
 		c.touch()
-		c.tmu.Lock()
-		c.idleTimer = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
-		c.tmu.Unlock()
+		c.idle.mu.Lock()
+		c.idle.t = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
+		c.idle.mu.Unlock()
 	}
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		c.end(errPanic)
 		return
 	}
-	if c.made != nil {
-		c.made()
+	if c.cfg.made != nil {
+		c.cfg.made(c)
 	}
 	// A protocol that already closed (a poem sent whole) only reads to
 	// discard until the peer's FIN; a small buffer does for that.
@@ -246,9 +241,9 @@ func (c *conn) serve() {
 	if c.closing.Load() {
 		size = lingerBufSize
 	}
-	c.rb = readBuf{floor: size, max: max(size, c.cfg.maxBufSize)}
+	c.rb = readBuf{floor: int32(size), max: int32(max(size, c.cfg.maxBufSize))}
 	if c.closing.Load() {
-		c.rb.max = size
+		c.rb.max = int32(size)
 	}
 	c.owed = -1
 	c.run()
@@ -269,12 +264,12 @@ func (c *conn) end(reason error) {
 		putBuf(c.rb.bp)
 		c.rb.bp = nil
 	}
-	c.tmu.Lock()
-	c.ended = true
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
+	if it := c.idle; it != nil {
+		it.mu.Lock()
+		it.ended = true
+		it.t.Stop()
+		it.mu.Unlock()
 	}
-	c.tmu.Unlock()
 	c.stopWriter()
 	c.nc.Close()
 	c.endJobs()
@@ -285,8 +280,8 @@ func (c *conn) end(reason error) {
 	c.wmu.Unlock()
 	c.safely(func() { c.proto.ConnectionLost(reason) })
 	c.logAttrs(slog.LevelInfo, "connection closed", slog.Int64("sent", c.sent.Load()), slog.Int64("received", c.recv.Load()))
-	if c.onEnd != nil {
-		c.onEnd()
+	if p := c.cfg.port; p != nil {
+		p.ended(c)
 	}
 }
 
@@ -314,7 +309,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			if c.owed < 0 {
 				c.owed = 0
 				if !paused && !c.closing.Load() {
-					c.owed = max(unreadBytes(c.nc), 0)
+					c.owed = int32(max(unreadBytes(c.nc), 0))
 				}
 			}
 			if c.owed == 0 || c.closing.Load() {
@@ -325,7 +320,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 				continue
 			}
 			c.nc.SetReadDeadline(time.Time{})
-			limit = min(limit, c.owed)
+			limit = min(limit, int(c.owed))
 		}
 		var n int
 		var err error
@@ -342,18 +337,20 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			// per message than a trip through the poller, until the sweep
 			// finds the connection quiet.
 			c.waiting.Store(true)
-			n, err = c.rd.Read(buf[:limit])
+			n, err = c.nc.Read(buf[:limit])
 			c.waiting.Store(false)
+		} else if c.tc != nil {
+			n, err = c.tc.Read(buf[:limit])
 		} else {
-			n, err = c.rd.Read(buf[:limit])
+			n, err = c.nc.Read(buf[:limit])
 		}
 		if c.owed > 0 {
-			c.owed -= n
+			c.owed -= int32(n)
 		}
 		if n > 0 {
-			if c.pl != nil {
+			if pl := c.cfg.pl; pl != nil {
 				c.heardBefore = c.heard.Load()
-				c.heard.Store(c.pl.sweeps.Load())
+				c.heard.Store(pl.sweeps.Load())
 			}
 			c.recv.Add(int64(n))
 			if m := c.cfg.metrics; m != nil {
@@ -403,7 +400,10 @@ func (c *conn) waitResumed() (stop, paused bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	for (c.paused || c.congested) && !c.stopReq {
-		c.pcond.Wait()
+		if c.resume == nil {
+			c.resume = sync.NewCond(&c.pmu)
+		}
+		c.resume.Wait()
 	}
 	return c.stopReq, c.paused || c.congested
 }
@@ -437,7 +437,7 @@ func (c *conn) requestStop() {
 		return
 	}
 	c.stopAsked, c.stopReq = true, true
-	c.pcond.Broadcast()
+	c.wakeLocked()
 	// Under pmu, so takeQuietKick never clears this deadline unseen.
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.pmu.Unlock()
@@ -466,24 +466,25 @@ func (c *conn) deliverStop() {
 }
 
 // touch records activity for the idle timeout.
-func (c *conn) touch() { c.last.Store(c.cfg.clock.Now().UnixNano()) }
+func (c *conn) touch() { c.idle.last.Store(c.cfg.clock.Now().UnixNano()) }
 
 // checkIdle runs on the idle timer: it closes the connection if nothing
 // moved for the whole timeout, else re-arms for the time left. Keeping one
 // timer and a timestamp costs less per read than resetting a timer.
 func (c *conn) checkIdle() {
-	idle := time.Duration(c.cfg.clock.Now().UnixNano() - c.last.Load())
-	c.tmu.Lock()
-	if c.ended || c.closing.Load() {
-		c.tmu.Unlock()
+	idle := time.Duration(c.cfg.clock.Now().UnixNano() - c.idle.last.Load())
+	it := c.idle
+	it.mu.Lock()
+	if it.ended || c.closing.Load() {
+		it.mu.Unlock()
 		return
 	}
 	if left := c.cfg.idleTimeout - idle; left > 0 {
-		c.idleTimer = c.cfg.clock.AfterFunc(left, c.checkIdle)
-		c.tmu.Unlock()
+		it.t = c.cfg.clock.AfterFunc(left, c.checkIdle)
+		it.mu.Unlock()
 		return
 	}
-	c.tmu.Unlock()
+	it.mu.Unlock()
 	c.logAttrs(slog.LevelInfo, fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
 	// Output still queued after a whole timeout without a byte moving is
 	// going nowhere: close hard rather than flush.
@@ -520,7 +521,7 @@ func (c *conn) write(p []byte, shared bool) (int, error) {
 		return 0, net.ErrClosed
 	}
 	total := len(p)
-	if len(c.wq) == 0 && !c.writing && c.raw != nil && len(p) > 0 && c.inCallback.Load() {
+	if c.wqBytes == 0 && c.raw != nil && len(p) > 0 && c.inCallback.Load() {
 		n, err := c.writeInline(p)
 		if n > 0 {
 			c.countSent(int64(n))
@@ -563,12 +564,12 @@ func (c *conn) LoseConnection() {
 	c.rouse() // the read loop lingers or ends
 	c.ResumeProducing()
 	if c.wqBytes > 0 {
-		c.closeAfterFlush = true
+		c.out.closeAfterFlush = true
 		if c.cfg.writeTimeout <= 0 {
 			// A flush that makes no progress for this long is given up.
 			c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		}
-		c.wwake.Broadcast()
+		c.out.wake.Broadcast()
 		return
 	}
 	c.closeGentlyLocked()
@@ -588,8 +589,10 @@ func (c *conn) closeGentlyLocked() {
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
 		// The read loop keeps going (discarding) until the peer's FIN or
 		// keepLingering gives up.
-		c.lingerProgress = time.Now()
-		c.lingerUnsent = -1
+		o := c.outq()
+		o.lingerProgress = time.Now()
+		o.lingerUnsent = -1
+		c.lingered = true
 		c.nc.SetReadDeadline(time.Now().Add(lingerPoll))
 		return
 	}
@@ -604,9 +607,9 @@ func (c *conn) keepLingering(err error) bool {
 		return false
 	}
 	c.wmu.Lock()
-	start := c.lingerProgress
+	lingered := c.lingered
 	c.wmu.Unlock()
-	if start.IsZero() {
+	if !lingered {
 		return false
 	}
 	now := time.Now()
@@ -615,11 +618,12 @@ func (c *conn) keepLingering(err error) bool {
 		return false
 	}
 	c.wmu.Lock()
-	if unsent != c.lingerUnsent {
-		c.lingerUnsent = unsent
-		c.lingerProgress = now
+	o := c.out
+	if unsent != o.lingerUnsent {
+		o.lingerUnsent = unsent
+		o.lingerProgress = now
 	}
-	stalled := now.Sub(c.lingerProgress) >= lingerTimeout
+	stalled := now.Sub(o.lingerProgress) >= lingerTimeout
 	c.wmu.Unlock()
 	if stalled {
 		return false
@@ -634,7 +638,9 @@ func (c *conn) AbortConnection() {
 	c.wmu.Lock()
 	c.dead = true
 	c.releaseLocked()
-	c.wwake.Broadcast()
+	if c.out != nil {
+		c.out.wake.Broadcast()
+	}
 	c.wmu.Unlock()
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.SetLinger(0)
@@ -653,8 +659,15 @@ func (c *conn) PauseProducing() {
 func (c *conn) ResumeProducing() {
 	c.pmu.Lock()
 	c.paused = false
-	c.pcond.Broadcast()
+	c.wakeLocked()
 	c.pmu.Unlock()
+}
+
+// wakeLocked wakes a read loop waiting in waitResumed; pmu is held.
+func (c *conn) wakeLocked() {
+	if c.resume != nil {
+		c.resume.Broadcast()
+	}
 }
 
 func (c *conn) LocalAddr() net.Addr  { return c.nc.LocalAddr() }

@@ -20,7 +20,7 @@ var errWouldBlock = errors.New("read would block")
 // pollable reports whether the read loop may go dormant in the poller instead of
 // blocking in Read: a plain socket of a port with a poller. TLS keeps its
 // goroutine, since crypto/tls reads through the blocking net.Conn.
-func (c *conn) pollable() bool { return c.pl != nil && !c.tls && c.raw != nil }
+func (c *conn) pollable() bool { return c.cfg.pl != nil && !c.noPoll && c.raw != nil }
 
 // goDormant hands the connection to the poller when nothing asks the read loop
 // to go on: its read buffer goes back to the pool and its goroutine may
@@ -33,24 +33,24 @@ func (c *conn) goDormant() bool {
 	}
 	// arm is called under pmu so a wake-up (which takes pmu first) finds
 	// cancel set for this arming, never an older one.
-	cancel, err := c.pl.arm(c.raw, c.wake)
+	tok, err := c.cfg.pl.arm(c.raw, c)
 	if err != nil {
 		c.logAttrs(slog.LevelWarn, "poller: "+err.Error()+"; reading with a goroutine from now on")
-		c.pl = nil
+		c.noPoll = true
 		return false
 	}
-	c.cancel = cancel
-	c.rb.cur = len(*c.rb.bp)
+	c.tok = tok
+	c.rb.cur = int32(len(*c.rb.bp))
 	putBuf(c.rb.bp)
 	c.rb.bp = nil
 	return true
 }
 
-// wake is the poller's call when a dormant connection's socket is readable:
-// the read loop goes on in the poller's fresh goroutine.
-func (c *conn) wake() {
+// wakeUp is the poller's call when a dormant connection's socket is
+// readable: the read loop goes on in the poller's fresh goroutine.
+func (c *conn) wakeUp() {
 	c.pmu.Lock()
-	c.cancel = nil
+	c.tok = 0
 	c.pmu.Unlock()
 	c.run()
 }
@@ -61,24 +61,24 @@ func (c *conn) wake() {
 // the loop instead. A connection that is not dormant is left alone.
 func (c *conn) rouse() {
 	c.pmu.Lock()
-	cancel := c.cancel
-	c.cancel = nil
+	tok := c.tok
+	c.tok = 0
 	c.pmu.Unlock()
 	// A true cancel took the socket out of the epoll set, so a close after
 	// rouse never leaves an entry for a descriptor number reused later.
-	if cancel != nil && cancel() {
+	if tok != 0 && c.cfg.pl.cancel(tok) {
 		go c.run()
 	}
 }
 
 // quiet reports whether no input came since the sweep before the last.
-func (c *conn) quiet() bool { return c.pl.sweeps.Load()-c.heard.Load() >= 2 }
+func (c *conn) quiet() bool { return c.cfg.pl.sweeps.Load()-c.heard.Load() >= 2 }
 
 // sparse reports whether the read loop goes dormant as soon as the socket
 // is empty: it is quiet, or its last two inputs came a sweep interval or
 // more apart (a heartbeat), so its next one is not expected soon.
 func (c *conn) sparse() bool {
-	return c.quiet() || c.pl.sweeps.Load()-c.heardBefore >= 2
+	return c.quiet() || c.cfg.pl.sweeps.Load()-c.heardBefore >= 2
 }
 
 // kickQuiet interrupts a netpoller wait with no input for a whole sweep
@@ -105,7 +105,7 @@ func (c *conn) takeQuietKick(err error) bool {
 	lingering := false
 	if c.closing.Load() {
 		c.wmu.Lock()
-		lingering = !c.lingerProgress.IsZero()
+		lingering = c.lingered
 		c.wmu.Unlock()
 	}
 	c.pmu.Lock()
@@ -128,9 +128,10 @@ func (p *Port) sweep() {
 	if p.sweeper == nil {
 		return // stopped
 	}
-	p.pl.sweeps.Add(1)
+	n := p.pl.sweeps.Add(1)
 	for c := range p.conns {
 		c.kickQuiet()
+		c.retireIdle(n)
 	}
 	p.sweeper.Reset(quietTick)
 }

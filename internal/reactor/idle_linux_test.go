@@ -173,3 +173,45 @@ func TestReaderPerConnection(t *testing.T) {
 		t.Fatal("a poller despite ReaderPerConnection")
 	}
 }
+
+// A write from outside a callback (a broadcast) starts the connection's
+// writer; once the queue stayed empty for a sweep interval the writer ends
+// and the queue goes with it, so the idle connection again holds neither.
+func TestIdleWriterRetires(t *testing.T) {
+	const n = 50
+	built := make(chan *handle, n)
+	tp := startPortWith(t, context.Background(), func() Protocol { h := newHandle(); built <- h; return h }, nil)
+	conns := make([]net.Conn, n)
+	trs := make([]Transport, n)
+	for k := range conns {
+		conns[k] = tp.dial(t)
+		trs[k] = <-(<-built).made
+		roundTrip(t, conns[k], "ping;")
+	}
+	eventually(t, "every connection dormant", func() bool { return tp.dormantCount() == n })
+	base := runtime.NumGoroutine()
+	for k, tr := range trs {
+		tr.Write([]byte("news;"))
+		expectRead(t, conns[k], "news;")
+	}
+	queues := func() (held int) {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		for c := range tp.conns {
+			c.wmu.Lock()
+			if c.out != nil {
+				held++
+			}
+			c.wmu.Unlock()
+		}
+		return held
+	}
+	if q := queues(); q != n {
+		t.Fatalf("%d of %d connections hold a queue right after the writes; the test no longer starts writers", q, n)
+	}
+	eventually(t, "every writer retired", func() bool { return queues() == 0 && runtime.NumGoroutine() <= base })
+	// The next write starts a writer again and arrives.
+	trs[0].Write([]byte("later;"))
+	expectRead(t, conns[0], "later;")
+	roundTrip(t, conns[1], "still;")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 )
 
 // Go runs f in a goroutine the connection owns (CockroachDB's stopper
@@ -14,19 +15,21 @@ import (
 // goroutine has returned, so f must end soon after ctx is done. Once the
 // connection is closing, Go runs nothing and returns false.
 func (c *conn) Go(f func(ctx context.Context)) bool {
-	c.jmu.Lock()
+	c.pmu.Lock()
 	if c.jobsDone {
-		c.jmu.Unlock()
+		c.pmu.Unlock()
 		return false
 	}
-	if c.jobCtx == nil {
-		c.jobCtx, c.jobStop = context.WithCancel(context.Background())
+	if c.jobs == nil {
+		j := &jobSet{}
+		j.ctx, j.stop = context.WithCancel(context.Background())
+		c.jobs = j
 	}
-	ctx := c.jobCtx
-	c.jobs.Add(1)
-	c.jmu.Unlock()
+	j := c.jobs
+	j.wg.Add(1)
+	c.pmu.Unlock()
 	go func() {
-		defer c.jobs.Done()
+		defer j.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
 				c.logAttrs(slog.LevelError, fmt.Sprintf("panic in a goroutine of the connection: %v\n%s", r, debug.Stack()))
@@ -38,20 +41,27 @@ func (c *conn) Go(f func(ctx context.Context)) bool {
 				c.AbortConnection()
 			}
 		}()
-		f(ctx)
+		f(j.ctx)
 	}()
 	return true
+}
+
+// jobSet is the goroutines a connection started with Go.
+type jobSet struct {
+	wg   sync.WaitGroup
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // endJobs refuses new goroutines, cancels the running ones and waits for
 // them; serve calls it after the socket closed, before ConnectionLost.
 func (c *conn) endJobs() {
-	c.jmu.Lock()
+	c.pmu.Lock()
 	c.jobsDone = true
-	stop := c.jobStop
-	c.jmu.Unlock()
-	if stop != nil {
-		stop()
+	j := c.jobs
+	c.pmu.Unlock()
+	if j != nil {
+		j.stop()
+		j.wg.Wait()
 	}
-	c.jobs.Wait()
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -33,6 +35,36 @@ const (
 // output passed the hard limit: the peer was not reading.
 var ErrOutputQueueFull = errors.New("output queue full: peer not reading")
 
+// outQueue is a connection's output that the socket did not take at once,
+// waiting for the connection's writer goroutine, which is started at the
+// first such write and parked on wake while the queue is empty. A writer
+// parked for a whole sweep interval retires, and the queue with it, so a
+// connection that was sent a broadcast an hour ago holds neither.
+type outQueue struct {
+	wq              []chunk
+	iov             net.Buffers // the writer's, reused
+	wake            sync.Cond   // L is the connection's wmu
+	writerDone      chan struct{}
+	writing         bool
+	writerUp        bool
+	writerStop      bool   // serve is ending: flush, then return
+	closeAfterFlush bool   // LoseConnection came with output queued
+	retire          bool   // the sweep found the writer parked and unused
+	used            uint32 // the poller's sweep count at the last enqueue
+	// The lingering close's progress (LoseConnection), once half-closed.
+	lingerUnsent   int
+	lingerProgress time.Time
+}
+
+// outq returns the output queue, making it; wmu is held.
+func (c *conn) outq() *outQueue {
+	if c.out == nil {
+		c.out = &outQueue{}
+		c.out.wake.L = &c.wmu
+	}
+	return c.out
+}
+
 // chunk is a piece of queued output: b is the unsent part of *bp, or of
 // a caller's slice handed over by WriteShared when bp is nil.
 type chunk struct {
@@ -48,50 +80,83 @@ func (ch chunk) release() {
 
 // writeInline tries one non-blocking write of p on the socket, wmu held and
 // the queue empty with no writer busy, so nothing can be written between.
-// It returns how much the kernel took; ok is false when the socket cannot
-// be written without waiting or cannot be asked (then p is queued), and err
-// is set when the connection is broken.
+// It returns how much the kernel took (0 when the socket cannot be written
+// without waiting or cannot be asked: then p is queued); err is set when
+// the connection is broken.
 func (c *conn) writeInline(p []byte) (n int, err error) {
-	c.inP = p
-	werr := c.raw.Write(c.inFn)
-	c.inP = nil
+	op := rawOps.Get().(*rawOp)
+	op.p = p
+	werr := c.raw.Write(op.write)
+	n, err = op.n, op.err
+	op.p, op.err = nil, nil
+	rawOps.Put(op)
 	if werr != nil {
 		// A deadline left from an earlier flush, or a closed socket: the
 		// writer sorts it out (it resets the deadline, or sees the close).
 		return 0, nil
 	}
-	return c.inN, c.inErr
+	return n, err
 }
 
-// inlineWrite is the RawConn callback of writeInline: one write(2), never
-// waiting for the socket to become writable.
-func (c *conn) inlineWrite(fd uintptr) bool {
+// rawOp is one read(2) or write(2) through a RawConn, with its arguments
+// and results beside the callback; pooled, so neither a connection nor a
+// call holds one of its own.
+type rawOp struct {
+	p       []byte
+	n       int
+	err     error
+	write   func(fd uintptr) bool
+	read    func(fd uintptr) bool
+	control func(fd uintptr) // sets n to the descriptor
+}
+
+var rawOps = sync.Pool{New: func() any {
+	op := &rawOp{}
+	op.write, op.read, op.control = op.doWrite, op.doRead, op.doControl
+	return op
+}}
+
+// doWrite is one write(2), never waiting for the socket to become
+// writable: EAGAIN leaves n 0 and err nil.
+func (op *rawOp) doWrite(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), c.inP)
+		n, err := syscall.Write(int(fd), op.p)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			c.inN, c.inErr = 0, nil
+			op.n, op.err = 0, nil
 		case err != nil:
-			c.inN, c.inErr = 0, err
+			op.n, op.err = 0, err
 		default:
-			c.inN, c.inErr = n, nil
+			op.n, op.err = n, nil
 		}
 		return true
 	}
 }
 
+func (op *rawOp) doControl(fd uintptr) { op.n = int(fd) }
+
+// doRead is one read(2), never waiting in Go's netpoller: the caller parks.
+func (op *rawOp) doRead(fd uintptr) bool {
+	op.n, op.err = syscall.Read(int(fd), op.p)
+	return true
+}
+
 // enqueueLocked copies p to the end of the queue, or with shared queues p
 // itself; wmu is held.
 func (c *conn) enqueueLocked(p []byte, shared bool) {
+	o := c.outq()
 	c.wqBytes += len(p)
+	if pl := c.cfg.pl; pl != nil {
+		o.used = pl.sweeps.Load()
+	}
 	if shared {
 		// Capped, so no later copy is appended into the caller's array.
-		c.wq = append(c.wq, chunk{b: p[:len(p):len(p)]})
+		o.wq = append(o.wq, chunk{b: p[:len(p):len(p)]})
 		p = nil
-	} else if k := len(c.wq); k > 0 {
-		t := &c.wq[k-1]
+	} else if k := len(o.wq); k > 0 {
+		t := &o.wq[k-1]
 		m := copy(t.b[len(t.b):cap(t.b)], p)
 		t.b = t.b[:len(t.b)+m]
 		p = p[m:]
@@ -103,26 +168,31 @@ func (c *conn) enqueueLocked(p []byte, shared bool) {
 		}
 		bp := getBuf(size)
 		m := copy(*bp, p)
-		c.wq = append(c.wq, chunk{bp: bp, b: (*bp)[:m]})
+		o.wq = append(o.wq, chunk{bp: bp, b: (*bp)[:m]})
 		p = p[m:]
 	}
-	if !c.writerUp {
-		c.writerUp = true
-		c.writerDone = make(chan struct{})
-		go c.writer()
+	if !o.writerUp {
+		o.writerUp = true
+		o.writerDone = make(chan struct{})
+		go c.writer(o)
 	} else {
-		c.wwake.Broadcast() // the writer, or a StartTLS waiting for it
+		o.retire = false
+		o.wake.Broadcast() // the writer, or a StartTLS waiting for it
 	}
 }
 
 // releaseLocked returns every queued chunk to its pool; wmu is held.
 func (c *conn) releaseLocked() {
-	for i := range c.wq {
-		c.wq[i].release()
-	}
-	clear(c.wq)
-	c.wq = c.wq[:0]
 	c.wqBytes = 0
+	o := c.out
+	if o == nil {
+		return
+	}
+	for i := range o.wq {
+		o.wq[i].release()
+	}
+	clear(o.wq)
+	o.wq = o.wq[:0]
 }
 
 // overflowLocked closes a connection whose queue would pass the hard limit
@@ -148,32 +218,42 @@ func (c *conn) overflowLocked(p []byte) (int, error) {
 // writer is the connection's writer goroutine, started at the first write
 // the socket could not take at once and parked while the queue is empty.
 // It hands everything queued to one writev, so a backlog of small writes
-// costs one system call. It returns once the connection is dead, or once
-// the queue is empty after serve asked it to stop.
-func (c *conn) writer() {
-	defer close(c.writerDone)
+// costs one system call. It returns once the connection is dead, once the
+// queue is empty after serve asked it to stop, or once the sweep retired
+// it (then the queue goes too, and the next queued write starts another).
+func (c *conn) writer(o *outQueue) {
+	defer close(o.writerDone)
 	var batch []chunk
 	c.wmu.Lock()
 	for {
-		for len(c.wq) == 0 && !c.dead && !c.writerStop {
-			if c.closeAfterFlush {
-				c.closeAfterFlush = false
+		for len(o.wq) == 0 && !c.dead && !o.writerStop {
+			if o.closeAfterFlush {
+				o.closeAfterFlush = false
 				c.closeGentlyLocked()
 			}
-			c.wwake.Wait()
+			if o.retire && !c.closing.Load() {
+				o.writerUp = false
+				c.out = nil
+				c.wmu.Unlock()
+				return
+			}
+			o.wake.Wait()
 		}
-		if c.dead || len(c.wq) == 0 {
+		if c.dead || len(o.wq) == 0 {
 			c.releaseLocked()
 			c.wmu.Unlock()
 			return
 		}
-		batch, c.wq = c.wq, batch[:0]
-		c.writing = true
-		w := c.wr
+		batch, o.wq = o.wq, batch[:0]
+		o.writing = true
+		var w io.Writer = c.nc
+		if c.tc != nil {
+			w = c.tc
+		}
 		c.wmu.Unlock()
-		n, err := c.flush(w, batch)
+		n, err := c.flush(o, w, batch)
 		c.wmu.Lock()
-		c.writing = false
+		o.writing = false
 		if c.dead { // aborted meanwhile: the queue went with it
 			for i := range batch {
 				batch[i].release()
@@ -183,7 +263,7 @@ func (c *conn) writer() {
 			continue
 		}
 		c.wqBytes -= n
-		batch = c.requeueLocked(batch, n)
+		batch = o.requeueLocked(batch, n)
 		if err != nil {
 			c.wmu.Unlock()
 			if errors.Is(err, os.ErrDeadlineExceeded) && !c.closing.Load() {
@@ -197,15 +277,26 @@ func (c *conn) writer() {
 			c.setCongested(false)
 		}
 		if c.wqBytes == 0 {
-			c.wwake.Broadcast() // a StartTLS may wait for the clear output
+			o.wake.Broadcast() // a StartTLS may wait for the clear output
 		}
 	}
+}
+
+// retireIdle asks a writer parked since the sweep before the last to end;
+// the port's sweep calls it.
+func (c *conn) retireIdle(sweeps uint32) {
+	c.wmu.Lock()
+	if o := c.out; o != nil && o.writerUp && !o.writing && len(o.wq) == 0 && sweeps-o.used >= 2 {
+		o.retire = true
+		o.wake.Broadcast()
+	}
+	c.wmu.Unlock()
 }
 
 // requeueLocked releases the chunks of batch that were written whole (n
 // bytes in all) and puts the rest back at the head of the queue; it
 // returns batch emptied for reuse. wmu is held.
-func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
+func (o *outQueue) requeueLocked(batch []chunk, n int) []chunk {
 	i := 0
 	for ; i < len(batch) && n >= len(batch[i].b); i++ {
 		n -= len(batch[i].b)
@@ -213,7 +304,7 @@ func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
 	}
 	if i < len(batch) {
 		batch[i].b = batch[i].b[n:]
-		c.wq = append(batch[i:len(batch):len(batch)], c.wq...)
+		o.wq = append(batch[i:len(batch):len(batch)], o.wq...)
 		// batch's array now backs the queue; start a fresh one.
 		return nil
 	}
@@ -225,12 +316,12 @@ func (c *conn) requeueLocked(batch []chunk, n int) []chunk {
 // and returns how many bytes went. The write timeout measures a queue
 // making no progress: a writev that timed out after sending something is
 // retried under a fresh deadline.
-func (c *conn) flush(w io.Writer, batch []chunk) (int, error) {
-	bufs := c.iov[:0]
+func (c *conn) flush(o *outQueue, w io.Writer, batch []chunk) (int, error) {
+	bufs := o.iov[:0]
 	for _, ch := range batch {
 		bufs = append(bufs, ch.b)
 	}
-	c.iov = bufs[:0]
+	o.iov = bufs[:0]
 	defer clear(bufs[:cap(bufs)])
 	total := 0
 	for len(bufs) > 0 {
@@ -266,7 +357,7 @@ func (c *conn) setCongested(on bool) {
 	if c.congested != on {
 		c.congested = on
 		if !on {
-			c.pcond.Broadcast()
+			c.wakeLocked()
 		} else if _, ok := c.proto.(FlowWatcher); ok && !c.closing.Load() {
 			// A read in progress may wait long for a peer with nothing to
 			// say; interrupt it so the protocol hears now.
@@ -305,15 +396,18 @@ func (c *conn) takeFlowKick(err error) bool {
 func (c *conn) stopWriter() {
 	c.wmu.Lock()
 	c.closing.Store(true)
-	c.writerStop = true
-	up := c.writerUp
-	c.wwake.Broadcast()
+	var done chan struct{}
+	if o := c.out; o != nil && o.writerUp {
+		o.writerStop = true
+		done = o.writerDone
+		o.wake.Broadcast()
+	}
 	if c.wqBytes > 0 && c.cfg.writeTimeout <= 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 	}
 	c.wmu.Unlock()
-	if up {
-		<-c.writerDone
+	if done != nil {
+		<-done
 	}
 }
 

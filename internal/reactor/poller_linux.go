@@ -29,9 +29,12 @@ type poller struct {
 	epfd int
 	wake int // eventfd: tells the loop to end
 
-	mu      sync.Mutex
-	armed   map[uint64]armed
-	next    uint64
+	mu sync.Mutex
+	// slots is indexed by descriptor: a slice, not a map, since
+	// descriptors are small dense numbers and an idle server holds one
+	// for each of tens of thousands of them.
+	slots   []slot
+	armed   int
 	stopped bool
 
 	// sweeps counts the port's quietTicks (dormant.go).
@@ -40,10 +43,15 @@ type poller struct {
 	done chan struct{}
 }
 
-type armed struct {
-	fd    int
-	ready func()
+// slot is one descriptor's arming: gen tells armings apart, so an event
+// that raced a close never wakes the connection that took the number next.
+type slot struct {
+	gen uint32
+	w   waker // nil: not armed
 }
+
+// waker is what an armed socket's readiness calls, in a goroutine of its own.
+type waker interface{ wakeUp() }
 
 var errPollerStopped = errors.New("poller stopped")
 
@@ -65,12 +73,13 @@ func newPoller() (*poller, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	p := &poller{epfd: epfd, wake: wake, armed: map[uint64]armed{}, next: 1, done: make(chan struct{})}
+	p := &poller{epfd: epfd, wake: wake, done: make(chan struct{})}
 	go p.loop()
 	return p, nil
 }
 
-// The event's 64 bits of user data carry the token.
+// The event's 64 bits of user data carry the token: the descriptor plus
+// one in the low half (0 is the stop), the generation in the high.
 func setToken(ev *unix.EpollEvent, t uint64) {
 	ev.Fd = int32(uint32(t))
 	ev.Pad = int32(uint32(t >> 32))
@@ -80,51 +89,71 @@ func token(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
+func splitToken(t uint64) (fd int, gen uint32) { return int(uint32(t)) - 1, uint32(t >> 32) }
+
 // arm waits for rc's socket to become readable (or hung up, or in error)
-// and then calls ready in a goroutine of its own, once. The returned
-// cancel removes the wait; it reports false when ready was already called
-// or is about to be, in which case the caller must let ready run.
-func (p *poller) arm(rc syscall.RawConn, ready func()) (cancel func() bool, err error) {
-	var fd = -1
-	if cerr := rc.Control(func(d uintptr) { fd = int(d) }); cerr != nil {
-		return nil, cerr
+// and then calls w.wakeUp in a goroutine of its own, once. It returns the
+// arming's token for cancel (never 0).
+func (p *poller) arm(rc syscall.RawConn, w waker) (uint64, error) {
+	op := rawOps.Get().(*rawOp)
+	cerr := rc.Control(op.control)
+	fd := op.n
+	rawOps.Put(op)
+	if cerr != nil {
+		return 0, cerr
 	}
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
-		return nil, errPollerStopped
+		return 0, errPollerStopped
 	}
-	t := p.next
-	p.next++
-	p.armed[t] = armed{fd: fd, ready: ready}
+	if fd >= len(p.slots) {
+		p.slots = append(p.slots, make([]slot, fd+1-len(p.slots))...)
+	}
+	sl := &p.slots[fd]
+	sl.gen++
+	sl.w = w
+	p.armed++
+	t := uint64(fd+1) | uint64(sl.gen)<<32
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setToken(&ev, t)
 	// ADD, or MOD when the descriptor is still in the set from an earlier
 	// arming (a oneshot entry stays in the set, disabled, until deleted).
-	err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 	if errors.Is(err, unix.EEXIST) {
 		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
 	}
 	if err != nil {
-		p.mu.Lock()
-		delete(p.armed, t)
-		p.mu.Unlock()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+		p.take(t)
+		return 0, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	return func() bool { return p.cancel(t) }, nil
+	return t, nil
 }
 
-func (p *poller) cancel(t uint64) bool {
+// take clears the arming t and returns its waker, or nil when it was
+// already taken (woken or cancelled).
+func (p *poller) take(t uint64) waker {
+	fd, gen := splitToken(t)
 	p.mu.Lock()
-	a, ok := p.armed[t]
-	delete(p.armed, t)
-	p.mu.Unlock()
-	if ok {
-		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
+	defer p.mu.Unlock()
+	if fd < 0 || fd >= len(p.slots) || p.slots[fd].gen != gen || p.slots[fd].w == nil {
+		return nil
 	}
-	return ok
+	w := p.slots[fd].w
+	p.slots[fd].w = nil
+	p.armed--
+	// Under mu: a cancel that finds the arming gone may close the
+	// descriptor at once, and a DEL after that could hit the connection
+	// that took the number next. Deleting the disabled oneshot entry
+	// leaves nothing behind for a close.
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	return w
 }
+
+// cancel removes the wait t; it reports false when its waker was already
+// called or is about to be, in which case the caller must let it run.
+func (p *poller) cancel(t uint64) bool { return p.take(t) != nil }
 
 func (p *poller) loop() {
 	defer close(p.done)
@@ -142,22 +171,9 @@ func (p *poller) loop() {
 			if t == 0 {
 				return // stop
 			}
-			p.mu.Lock()
-			a, ok := p.armed[t]
-			delete(p.armed, t)
-			if ok {
-				// The entry is disabled (oneshot); take it out so a close of
-				// the descriptor leaves nothing behind. Under mu: a cancel
-				// that finds the token gone may close the descriptor at
-				// once, and a DEL after that could hit the connection that
-				// took the number next.
-				unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, a.fd, nil)
+			if w := p.take(t); w != nil { // else cancelled meanwhile
+				go w.wakeUp()
 			}
-			p.mu.Unlock()
-			if !ok {
-				continue // cancelled meanwhile
-			}
-			go a.ready()
 		}
 	}
 }
@@ -183,22 +199,18 @@ func (p *poller) stop() {
 func (p *poller) pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.armed)
+	return p.armed
 }
 
 // readNow reads what the socket holds without waiting: errWouldBlock when
 // it holds nothing, io.EOF at the peer's FIN.
 func (c *conn) readNow(p []byte) (int, error) {
-	if c.rdFn == nil {
-		c.rdFn = func(fd uintptr) bool {
-			c.rdN, c.rdErr = unix.Read(int(fd), c.rdP)
-			return true // never wait in Go's netpoller: the caller parks
-		}
-	}
-	c.rdP = p
-	err := c.raw.Read(c.rdFn)
-	n, rerr := c.rdN, c.rdErr
-	c.rdP, c.rdErr = nil, nil
+	op := rawOps.Get().(*rawOp)
+	op.p = p
+	err := c.raw.Read(op.read)
+	n, rerr := op.n, op.err
+	op.p, op.err = nil, nil
+	rawOps.Put(op)
 	switch {
 	case err != nil: // closed, or a deadline interrupting the loop
 		return 0, err

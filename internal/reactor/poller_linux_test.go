@@ -51,6 +51,11 @@ func rawConn(t *testing.T, c net.Conn) syscall.RawConn {
 	return rc
 }
 
+// wakeFunc is a waker that calls itself.
+type wakeFunc func()
+
+func (f wakeFunc) wakeUp() { f() }
+
 // readNow reads what the socket holds without waiting.
 func readNow(rc syscall.RawConn, buf []byte) (int, error) {
 	var n int
@@ -78,7 +83,7 @@ func TestPollerWakesOnlyTheReadable(t *testing.T) {
 	before := runtime.NumGoroutine()
 	woken := make(chan int, n)
 	for i, s := range servers {
-		if _, err := p.arm(rawConn(t, s), func() { woken <- i }); err != nil {
+		if _, err := p.arm(rawConn(t, s), wakeFunc(func() { woken <- i })); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,11 +141,11 @@ func TestPollerCancelReuseAndHangUp(t *testing.T) {
 	defer p.stop()
 	servers, clients := pairs(t, 1)
 	var fired atomic.Int32
-	cancel, err := p.arm(rawConn(t, servers[0]), func() { fired.Add(1) })
+	tok, err := p.arm(rawConn(t, servers[0]), wakeFunc(func() { fired.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cancel() {
+	if !p.cancel(tok) {
 		t.Fatal("cancel of a pending wait reported it fired")
 	}
 	clients[0].Write([]byte("late"))
@@ -153,7 +158,7 @@ func TestPollerCancelReuseAndHangUp(t *testing.T) {
 	// The next socket most likely gets the same descriptor number.
 	s2, c2 := pairs(t, 1)
 	second := make(chan struct{}, 1)
-	if _, err := p.arm(rawConn(t, s2[0]), func() { second <- struct{}{} }); err != nil {
+	if _, err := p.arm(rawConn(t, s2[0]), wakeFunc(func() { second <- struct{}{} })); err != nil {
 		t.Fatal(err)
 	}
 	c2[0].Close() // a hang-up is readable too

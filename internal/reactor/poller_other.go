@@ -13,9 +13,11 @@ type poller struct{ sweeps atomic.Uint32 }
 
 func newPoller() (*poller, error) { return nil, nil }
 
-func (p *poller) arm(syscall.RawConn, func()) (func() bool, error) {
-	return nil, errors.ErrUnsupported
-}
+type waker interface{ wakeUp() }
+
+func (p *poller) arm(syscall.RawConn, waker) (uint64, error) { return 0, errors.ErrUnsupported }
+
+func (p *poller) cancel(uint64) bool { return false }
 
 func (p *poller) stop() {}
 

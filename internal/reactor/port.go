@@ -158,17 +158,20 @@ func (p *Port) Start(ctx context.Context) error {
 		files = fileLimit
 	}
 	p.bound, p.fdBound = waitBound(p.MaxWaiting, p.limit, files())
-	p.cfg = connConfig{bufSize: p.ReadBufferSize, maxBufSize: p.MaxReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout, highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock, metrics: p.Metrics}
+	p.cfg = connConfig{bufSize: p.ReadBufferSize, maxBufSize: p.MaxReadBufferSize, idleTimeout: p.IdleTimeout, writeTimeout: p.WriteTimeout,
+		highWater: p.HighWater, maxQueued: p.MaxQueued, clock: p.Clock, metrics: p.Metrics, log: p.connLog, system: p.System, port: p}
 	if !p.ReaderPerConnection {
 		pl, err := newPoller()
 		if err != nil {
 			p.log.Warn(err.Error() + ": every connection keeps a reading goroutine")
 		}
 		p.pl = pl
+		p.cfg.pl = pl
 		if pl != nil {
 			p.sweeper = time.AfterFunc(quietTick, p.sweep)
 		}
 	}
+	p.cfg.normalize()
 	p.accepted = make(chan struct{})
 	go p.acceptLoop(p.ln, p.accepted)
 	return nil
@@ -257,8 +260,8 @@ func (p *Port) admit(nc net.Conn) {
 // parked client being handed over, if any.
 func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	p.seq++
-	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), p.connLog, p.cfg)
-	c.system, c.seq = p.System, p.seq
+	c := newConn(nc, p.factory.BuildProtocol(nc.RemoteAddr()), &p.cfg)
+	c.seq = p.seq
 	if p.stopping {
 		// A client served during shutdown gets its ConnectionMade, then
 		// the same request to finish as every other connection.
@@ -269,7 +272,6 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 	if m != nil {
 		m.Open.Inc()
 	}
-	c.pl = p.pl
 	// The connection, not its goroutine, is what wg counts: a dormant
 	// connection has none.
 	p.wg.Add(1)
@@ -280,16 +282,18 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 			<-w.done
 			nc.SetReadDeadline(time.Time{})
 		}
-		start := time.Now()
-		c.onEnd = func() {
-			if m != nil {
-				m.Duration.Observe(time.Since(start).Seconds())
-			}
-			p.forget(c)
-			p.wg.Done()
-		}
+		c.start = time.Now().UnixNano()
 		c.serve()
 	}()
+}
+
+// ended is a connection's last act.
+func (p *Port) ended(c *conn) {
+	if m := p.metrics; m != nil {
+		m.Duration.Observe(time.Duration(time.Now().UnixNano() - c.start).Seconds())
+	}
+	p.forget(c)
+	p.wg.Done()
 }
 
 func peerName(nc net.Conn) string {

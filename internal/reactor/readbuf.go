@@ -18,22 +18,22 @@ const calmReads = 8
 // pools of their size.
 type readBuf struct {
 	bp         *[]byte // nil while the connection is parked
-	floor, max int
-	calm       int
-	cur        int // the size of bp, kept while it is back in the pool
+	floor, max int32
+	calm       int32
+	cur        int32 // the size of bp, kept while it is back in the pool
 }
 
 // size is the buffer to take when the connection reads again.
-func (r *readBuf) size() int { return max(r.cur, r.floor) }
+func (r *readBuf) size() int { return int(max(r.cur, r.floor)) }
 
 // fit resizes the buffer after a read of n bytes and returns it.
 func (r *readBuf) fit(n int) []byte {
-	size := len(*r.bp)
+	size := int32(len(*r.bp))
 	switch {
-	case n == size && size < r.max:
+	case int32(n) == size && size < r.max:
 		r.calm = 0
 		r.resize(min(2*size, r.max))
-	case n < size/4 && size > r.floor:
+	case int32(n) < size/4 && size > r.floor:
 		if r.calm++; r.calm >= calmReads {
 			r.calm = 0
 			r.resize(max(size/2, r.floor))
@@ -44,8 +44,8 @@ func (r *readBuf) fit(n int) []byte {
 	return *r.bp
 }
 
-func (r *readBuf) resize(size int) {
+func (r *readBuf) resize(size int32) {
 	putBuf(r.bp)
-	r.bp = getBuf(size)
+	r.bp = getBuf(int(size))
 	r.cur = size
 }

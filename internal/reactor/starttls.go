@@ -18,11 +18,11 @@ import (
 func (c *conn) StartTLS(cfg *tls.Config, early []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.tls {
+	if c.tc != nil {
 		return errors.New("StartTLS: already using TLS")
 	}
-	for (c.wqBytes > 0 || c.writing) && !c.dead {
-		c.wwake.Wait() // the writer broadcasts when it ran dry
+	for c.wqBytes > 0 && !c.dead {
+		c.out.wake.Wait() // the writer broadcasts when it ran dry
 	}
 	if c.dead || c.closing.Load() {
 		return net.ErrClosed
@@ -31,10 +31,8 @@ func (c *conn) StartTLS(cfg *tls.Config, early []byte) error {
 	if len(early) > 0 {
 		under = &earlyConn{Conn: c.nc, early: append([]byte(nil), early...)}
 	}
-	tc := tls.Server(under, cfg)
-	c.tls = true
-	c.rd, c.wr = tc, tc
-	c.raw = nil // every write is a TLS record now: no inline write(2)
+	c.tc = tls.Server(under, cfg)
+	c.raw = nil // every write is a TLS record now: no inline write(2) or read(2)
 	return nil
 }
 

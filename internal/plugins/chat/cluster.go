@@ -47,7 +47,7 @@ func (h *Hub) evict(key, token string) {
 	version := p.loginVersion
 	h.mu.Unlock()
 	p.stopped.Store(true)
-	p.log.Info("ID logged in on another instance; closing this one", "id", key)
+	p.logger().Info("ID logged in on another instance; closing this one", "id", key)
 	p.send(wire.AppendFrame(nil, version, wire.CmdError, replacedBody))
 	p.stop()
 }

@@ -100,7 +100,7 @@ func TestStalledFrameDropped(t *testing.T) {
 		defer srv.Hub.mu.RUnlock()
 		held := 0
 		for p := range srv.Hub.conns {
-			if n := p.buffered.Load(); n == 500 || n == int64(half) {
+			if n := p.buffered.Load(); n == 500 || n == int32(half) {
 				held++
 			}
 		}

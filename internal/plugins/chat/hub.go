@@ -322,17 +322,18 @@ func (h *Hub) login(p *peer, id wire.ID) {
 	h.users[id.Key] = p
 	p.claim = claim
 	p.loginVersion = p.version
-	p.key.Store(&id.Key)
+	key := id.Key // not &id.Key, which would keep all of id on the heap
+	p.key.Store(&key)
 	// Queued under the lock so no relayed message can overtake it.
 	p.reply(wire.CmdVerifyResult, verifiedBody)
 	h.mu.Unlock()
 	if old != nil && old != p {
 		old.stopped.Store(true)
-		old.log.Info("ID logged in on another connection; closing this one", "id", id.Key, "new_peer", p.t.RemoteAddr().String())
+		old.logger().Info("ID logged in on another connection; closing this one", "id", id.Key, "new_peer", p.t.RemoteAddr().String())
 		old.send(wire.AppendFrame(nil, oldVersion, wire.CmdError, replacedBody))
 		old.stop()
 	}
-	p.log.Info("logged in", "id", id.Key)
+	p.logger().Info("logged in", "id", id.Key)
 }
 
 var verifiedBody = []byte(`{"code":1}`)
@@ -397,14 +398,14 @@ func (h *Hub) dropSilent() {
 	}
 	h.mu.RUnlock()
 	for _, p := range stalled {
-		h.closes.Warn(p.log, p.addrKey, fmt.Sprintf("frame incomplete after %v (%d bytes of it received; --frame-timeout %v): dropping",
+		h.closes.Warn(p.logger(), p.addrKey(), fmt.Sprintf("frame incomplete after %v (%d bytes of it received; --frame-timeout %v): dropping",
 			now.Sub(time.Unix(0, p.frameStart.Load())).Round(time.Millisecond), p.buffered.Load(), h.cfg.FrameTimeout), "id", p.idForLog())
 		h.stalls.Add(1)
 		p.drop()
 	}
 	for _, p := range late {
 		silent := now.Sub(time.Unix(0, p.lastActive.Load())).Round(time.Millisecond)
-		p.log.Info(fmt.Sprintf("no frame for %v (heartbeat timeout %v): dropping", silent, h.cfg.HeartbeatTimeout), "id", p.idForLog())
+		p.logger().Info(fmt.Sprintf("no frame for %v (heartbeat timeout %v): dropping", silent, h.cfg.HeartbeatTimeout), "id", p.idForLog())
 		h.timeouts.Add(1)
 		p.drop()
 	}

@@ -19,45 +19,41 @@ import (
 type peer struct {
 	hub *Hub
 	t   reactor.Transport
-	log *slog.Logger
 	dec wire.Decoder
-	// addrKey names the client's address for the hub's warning limit.
-	addrKey string
 
 	// lastActive is the clock time (UnixNano) of the last complete frame.
 	lastActive atomic.Int64
 	// frameStart is the clock time (UnixNano) the frame in progress began
 	// to arrive, 0 between frames; buffered is how much of it is held.
 	frameStart atomic.Int64
-	buffered   atomic.Int64
-	// frames counts complete frames, on the connection's goroutine.
-	frames uint64
+	buffered   atomic.Int32
 	// stopped is set once input is no longer processed (framing error,
 	// eviction, time-out, shutdown).
 	stopped atomic.Bool
 
-	// Read and written on the connection's goroutine only.
-	id      wire.ID // zero until verified
+	// Read and written on the connection's goroutine only. (The small
+	// fields sit together: an idle server holds tens of thousands of
+	// peers.)
+	frames  uint32  // complete frames
 	version uint32  // of the frame being handled, for replies
+	id      wire.ID // zero until verified
 	// errCount counts the protocol errors of the clock second (Unix)
 	// errSecond, for --max-errors.
+	errCount  int32
 	errSecond int64
-	errCount  int
 
 	// loginVersion is the version of the peer's verify; other peers'
 	// goroutines read it under hub.mu, and it is written under hub.mu.
 	loginVersion uint32
-	// claim is the cluster's token for this session's login, under hub.mu.
-	claim string
 	// asked is set under hub.mu once the peer was asked to stop or is gone.
 	asked bool
+	// claim is the cluster's token for this session's login, under hub.mu.
+	claim string
 	key   atomic.Pointer[string] // the verified ID, for log lines
 }
 
 func (p *peer) ConnectionMade(t reactor.Transport) {
 	p.t = t
-	p.log = p.hub.log.With("peer", t.RemoteAddr().String())
-	p.addrKey = logging.PeerKey(t.RemoteAddr())
 	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.hub.track(p)
 }
@@ -75,7 +71,7 @@ func (p *peer) DataReceived(b []byte) {
 		if le.TooShort() {
 			code = wire.CodeShortFrame
 		}
-		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("bad frame: %v; closing", err))
+		p.hub.closes.Warn(p.logger(), p.addrKey(), fmt.Sprintf("bad frame: %v; closing", err))
 		p.version = le.Version
 		p.replyError(code, err.Error(), nil)
 		p.stop()
@@ -85,9 +81,9 @@ func (p *peer) DataReceived(b []byte) {
 // noteFrameStart records when the frame now in progress, if any, began: at
 // this read if a frame was completed in it (the rest is a new frame), or
 // if none was in progress before it.
-func (p *peer) noteFrameStart(framesBefore uint64) {
+func (p *peer) noteFrameStart(framesBefore uint32) {
 	n := p.dec.Buffered()
-	p.buffered.Store(int64(n))
+	p.buffered.Store(int32(n))
 	switch {
 	case n == 0:
 		p.frameStart.Store(0)
@@ -145,6 +141,13 @@ func (p *peer) enqueue(frame []byte) enqueueResult {
 	}
 	return peerClosing
 }
+
+// logger returns the hub's logger naming the peer; made when a line is
+// written, since most connections never write one of their own.
+func (p *peer) logger() *slog.Logger { return p.hub.log.With("peer", p.t.RemoteAddr().String()) }
+
+// addrKey names the client's address for the hub's warning limits.
+func (p *peer) addrKey() string { return logging.PeerKey(p.t.RemoteAddr()) }
 
 // idForLog returns the ID the peer logged in with, from any goroutine.
 func (p *peer) idForLog() string {
@@ -281,10 +284,10 @@ func (p *peer) protocolError(code int, text string, logArgs ...any) {
 	}
 	// Logged before the reply too: the reply may leave at once, and the
 	// limiter's interval must be the one the client saw the error in.
-	p.hub.warns.Warn(p.log, p.addrKey, fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
+	p.hub.warns.Warn(p.logger(), p.addrKey(), fmt.Sprintf("protocol error %d: %s", code, text), append(logArgs, "id", p.id.Key)...)
 	p.replyError(code, text, nil)
-	if counted && p.errCount > limit {
-		p.hub.closes.Warn(p.log, p.addrKey, fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
+	if counted && int(p.errCount) > limit {
+		p.hub.closes.Warn(p.logger(), p.addrKey(), fmt.Sprintf("more than %d protocol errors in one second (--max-errors): closing", limit), "id", p.id.Key)
 		p.replyError(wire.CodeTooManyErrors, fmt.Sprintf("more than %d protocol errors in one second", limit), nil)
 		p.stop()
 	}
