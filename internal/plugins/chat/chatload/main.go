@@ -14,7 +14,8 @@
 //
 // -sources N spreads every scenario's client connections over the source
 // addresses 127.0.0.1 to 127.0.0.N (Linux routes all of 127/8 to lo), for
-// more clients than one address has ephemeral ports (about 28,000).
+// more clients than one address has ephemeral ports (about 28,000), and so
+// that the TIME_WAIT sockets of earlier runs do not slow connecting.
 //
 // Scenarios, each bounded in count and time:
 //
