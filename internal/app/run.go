@@ -174,6 +174,9 @@ func (r *runner) run() error {
 		r.log.Warn(err.Error())
 	} else {
 		r.log.Info(fmt.Sprintf("descriptor limit %d", n))
+		if w := fileLimitShort(n, r.set.maxConnections); w != "" {
+			r.log.Warn(w)
+		}
 	}
 
 	if owner >= 0 {
@@ -600,4 +603,21 @@ func signalName(s os.Signal) string {
 		}
 	}
 	return s.String()
+}
+
+// descriptorReserve is what the process needs besides its connections: the
+// listeners, the log and its rotation, the runner's own files. The
+// reactor's default wait-queue bound leaves the same.
+const descriptorReserve = 64
+
+// fileLimitShort returns the warning for a descriptor limit that cannot
+// hold maxConns connections beside the reserve, or "" when it can or there
+// is no --max-connections. Without the warning the shortfall shows only
+// under load, as accept failures long after start-up.
+func fileLimitShort(limit uint64, maxConns int) string {
+	need := uint64(maxConns) + descriptorReserve
+	if maxConns <= 0 || limit >= need {
+		return ""
+	}
+	return fmt.Sprintf("descriptor limit %d is below the %d that --max-connections %d needs (%d for the process itself); raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections", limit, need, maxConns, descriptorReserve)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -125,5 +126,42 @@ func TestLogNoSizeRotation(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if after.Size() <= before.Size() || len(entries) != 2 {
 		t.Fatalf("log %d -> %d bytes, directory %v; want it grown in place", before.Size(), after.Size(), entries)
+	}
+}
+
+// A descriptor limit too small for --max-connections is a warning at
+// start-up, after the "descriptor limit" line: 256 cannot hold 1,000
+// connections. Without --max-connections, or with 100, 256 is enough and
+// nothing is said.
+func TestDescriptorLimitBelowMaxConnectionsWarns(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux)")
+	}
+	for _, c := range []struct {
+		runner []string
+		warn   bool
+	}{
+		{[]string{"--max-connections", "1000"}, true},
+		{nil, false},
+		{[]string{"--max-connections", "100"}, false},
+	} {
+		dir := t.TempDir()
+		args := append([]string{"--nofile=256:256", testutil.Binary(t), "-n", "--pidfile", filepath.Join(dir, "twistd.pid")}, c.runner...)
+		p := testutil.StartCmd(t, exec.Command(prlimit, append(args, "echo", "--port", "tcp:0:interface=127.0.0.1")...), dir)
+		// The limit is logged before the services start.
+		p.ListenAddr(t)
+		out := p.Stdout.String()
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.Wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", c.runner, code, p.Stdout)
+		}
+		if !strings.Contains(out, "descriptor limit 256\n") {
+			t.Fatalf("%v: no \"descriptor limit 256\" line:\n%s", c.runner, out)
+		}
+		const warning = "WARNING: descriptor limit 256 is below the 1064 that --max-connections 1000 needs"
+		if got := strings.Contains(out, "WARNING: descriptor limit"); got != c.warn || c.warn && !strings.Contains(out, warning) {
+			t.Errorf("%v: warning %v, want %v (%q):\n%s", c.runner, got, c.warn, warning, out)
+		}
 	}
 }

@@ -12,10 +12,19 @@
 // with a parked writer goroutine per peer draining a coalescing queue
 // (writev), the shape the reactor's output queue takes.
 //
+// -sources N spreads every scenario's client connections over the source
+// addresses 127.0.0.1 to 127.0.0.N (Linux routes all of 127/8 to lo), for
+// more clients than one address has ephemeral ports (about 28,000), and so
+// that the TIME_WAIT sockets of earlier runs do not slow connecting.
+//
 // Scenarios, each bounded in count and time:
 //
 //	hold       N clients log in and send heartbeats; report the server's
 //	           RSS (VmRSS) and RSS per connection
+//	idle       hold at each of -idle-counts, on twistd and on the
+//	           baseline (whatever -servers says), each server started
+//	           fresh per count; then a table of RSS and RSS per client
+//	           for the README
 //	broadcast  one sender, R receivers: delivered messages/s, p50/p99
 //	single     P pairs chatting: messages/s, p50/p99
 //	badframes  a client sends -bad-frames spoofed broadcasts (403 each),
@@ -54,9 +63,11 @@ import (
 var (
 	bin        = flag.String("bin", "bin/twistd", "twistd binary to measure")
 	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
-	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, parked, twistd, redisN (N instances on one redis-server)")
+	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, parked, twistd, redisN (N instances on one redis-server); idle always measures twistd and baseline")
 	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
-	hold       = flag.Duration("hold", 5*time.Second, "hold: how long to keep them heartbeating")
+	hold       = flag.Duration("hold", 5*time.Second, "hold, idle: how long to keep them heartbeating before reading RSS")
+	idleCounts = flag.String("idle-counts", "1000,10000,19000", "idle: client counts, comma-separated")
+	sources    = flag.Int("sources", 1, "client source addresses 127.0.0.1..127.0.0.N (1-254)")
 	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
 	broadcasts = flag.Int("broadcasts", 300, "broadcast: messages sent")
 	pairs      = flag.Int("pairs", 100, "single: sender/receiver pairs")
@@ -85,39 +96,37 @@ func main() {
 	}
 }
 
+var scenarios = map[string]func(context.Context, *server) (string, error){
+	"hold": runHold, "broadcast": runBroadcast, "single": runSingle,
+	"badframes": runBadFrames, "stall": runStall,
+}
+
 func run() error {
-	if err := raiseFileLimit(); err != nil {
+	if *sources < 1 || *sources > 254 {
+		return fmt.Errorf("-sources %d: want 1 to 254 (127.0.0.1 to 127.0.0.254)", *sources)
+	}
+	counts, err := parseCounts(*idleCounts)
+	if err != nil {
 		return err
 	}
-	for _, sc := range strings.Split(*only, ",") {
-		for _, kind := range strings.Split(*servers, ",") {
-			srv, err := startServer(kind)
-			if err != nil {
+	list := strings.Split(*only, ",")
+	for _, sc := range list {
+		if scenarios[sc] == nil && sc != "idle" {
+			return fmt.Errorf("unknown scenario %q", sc)
+		}
+	}
+	if err := raiseFileLimit(list, counts); err != nil {
+		return err
+	}
+	for _, sc := range list {
+		if sc == "idle" {
+			if err := runIdle(counts); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), *limit)
-			var line string
-			switch sc {
-			case "hold":
-				line, err = runHold(ctx, srv)
-			case "broadcast":
-				line, err = runBroadcast(ctx, srv)
-			case "single":
-				line, err = runSingle(ctx, srv)
-			case "badframes":
-				line, err = runBadFrames(ctx, srv)
-			case "stall":
-				line, err = runStall(ctx, srv)
-			default:
-				err = fmt.Errorf("unknown scenario %q", sc)
-			}
-			cancel()
-			if serr := srv.stop(); err == nil {
-				err = serr
-			}
-			if srv.logDir != "" {
-				os.RemoveAll(srv.logDir)
-			}
+			continue
+		}
+		for _, kind := range strings.Split(*servers, ",") {
+			line, err := withServer(kind, scenarios[sc])
 			if err != nil {
 				return fmt.Errorf("%s on %s: %w", sc, kind, err)
 			}
@@ -127,16 +136,70 @@ func run() error {
 	return nil
 }
 
-// raiseFileLimit lifts the soft descriptor limit to the hard one; the
-// servers started from here inherit it.
-func raiseFileLimit() error {
+// withServer starts a fresh server of kind, runs f against it within
+// -timeout and stops the server (by PID, however f ended).
+func withServer(kind string, f func(context.Context, *server) (string, error)) (string, error) {
+	srv, err := startServer(kind)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *limit)
+	line, err := f(ctx, srv)
+	cancel()
+	if serr := srv.stop(); err == nil {
+		err = serr
+	}
+	if srv.logDir != "" {
+		os.RemoveAll(srv.logDir)
+	}
+	return line, err
+}
+
+func parseCounts(list string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			return nil, fmt.Errorf("-idle-counts %q: want client counts of at least 2, comma-separated", list)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
+// fdSpare is what chatload keeps open besides its clients (the servers'
+// pipes, the probe connection, the runtime's own).
+const fdSpare = 100
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one (the
+// servers started from here inherit it), after checking that the hard
+// limit holds the most clients one of the scenarios keeps open at once.
+func raiseFileLimit(list []string, counts []int) error {
 	var r syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		return err
 	}
-	need := uint64(max(*clients, *stalled)) + 100
-	if r.Max < need {
-		return fmt.Errorf("hard limit on open files is %d; %d clients need %d (raise it or lower -clients)", r.Max, *clients, need)
+	need, what := 0, ""
+	for _, sc := range list {
+		n, flag := 0, ""
+		switch sc {
+		case "hold":
+			n, flag = *clients, "-clients"
+		case "idle":
+			n, flag = slices.Max(counts), "-idle-counts"
+		case "broadcast":
+			n, flag = *receivers+1, "-receivers"
+		case "single":
+			n, flag = 2**pairs, "-pairs"
+		case "stall":
+			n, flag = *stalled, "-stalled"
+		}
+		if n > need {
+			need, what = n, fmt.Sprintf("%s needs %d descriptors for %d clients (lower %s)", sc, n+fdSpare, n, flag)
+		}
+	}
+	if r.Max < uint64(need+fdSpare) {
+		return fmt.Errorf("hard limit on open files is %d; %s", r.Max, what)
 	}
 	r.Cur = r.Max
 	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
@@ -205,6 +268,7 @@ func startProcess(kind string, extra []string) (*server, error) {
 		return nil, fmt.Errorf("unknown server %q", kind)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -275,11 +339,26 @@ func (s *server) rss() (int64, error) {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// dialers returns one dial function per -sources address, or nil (the
+// default dialer) for one source.
+func dialers() []func(context.Context, string, string) (net.Conn, error) {
+	if *sources == 1 {
+		return []func(context.Context, string, string) (net.Conn, error){nil}
+	}
+	ds := make([]func(context.Context, string, string) (net.Conn, error), *sources)
+	for i := range ds {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}}
+		ds[i] = d.DialContext
+	}
+	return ds
+}
+
 // connect starts n clients with ids prefix0..n-1, client i on
-// addrs[i % len(addrs)], and waits until all are
-// logged in, at most 200 connecting at once.
+// addrs[i % len(addrs)] from source address i % -sources, and waits until
+// all are logged in, at most 200 connecting at once.
 func connect(ctx context.Context, addrs []string, prefix string, n int, hb time.Duration, handler func(i int) func(wire.Frame)) ([]*client.Client, error) {
 	cs := make([]*client.Client, n)
+	dial := dialers()
 	sem := make(chan struct{}, 200)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -288,6 +367,7 @@ func connect(ctx context.Context, addrs []string, prefix string, n int, hb time.
 			Network: "tcp", Address: addrs[i%len(addrs)], ID: fmt.Sprintf(`"%s%d"`, prefix, i),
 			Heartbeat: hb, Handler: handler(i), Log: discard, ReadBufferSize: 2048,
 			Policy: reactor.BackoffPolicy(50*time.Millisecond, 2, time.Second, nil),
+			Dial:   dial[i%len(dial)],
 		})
 		if err != nil {
 			return nil, err
@@ -326,13 +406,40 @@ func stopAll(cs []*client.Client) {
 	wg.Wait()
 }
 
+// held is what holding n logged-in, heartbeating clients measured.
+type held struct {
+	n             int
+	before, after int64 // the server's VmRSS before the clients and after -hold
+	connect       time.Duration
+	reached       int64 // clients the roll call found logged in, the sender included
+}
+
+// perClient is the RSS the clients added, in KiB each.
+func (h held) perClient() float64 { return float64(h.after-h.before) / float64(h.n) / 1024 }
+
+func (h held) String() string {
+	return fmt.Sprintf("clients=%d held=%s all_reached=%d connect_time=%v logins_per_s=%.0f rss_idle=%.1fMiB rss=%.1fMiB rss_per_conn=%.1fKiB",
+		h.n, *hold, h.reached, h.connect.Round(time.Millisecond), float64(h.n)/h.connect.Seconds(), mib(h.before), mib(h.after), h.perClient())
+}
+
 func runHold(ctx context.Context, s *server) (string, error) {
-	before, err := s.rss()
+	h, err := holdClients(ctx, s, *clients)
 	if err != nil {
 		return "", err
 	}
+	return h.String(), nil
+}
+
+// holdClients logs n clients in, each heartbeating every second, keeps
+// them for -hold and reads the server's RSS; then one broadcasts a roll
+// call that must reach every other client.
+func holdClients(ctx context.Context, s *server, n int) (held, error) {
+	h := held{n: n}
+	var err error
+	if h.before, err = s.rss(); err != nil {
+		return h, err
+	}
 	var got atomic.Int64
-	n := *clients
 	start := time.Now()
 	cs, err := connect(ctx, s.addrs, "h", n, time.Second, func(int) func(wire.Frame) {
 		return func(f wire.Frame) {
@@ -342,33 +449,68 @@ func runHold(ctx context.Context, s *server) (string, error) {
 		}
 	})
 	if err != nil {
-		return "", err
+		return h, err
 	}
 	defer stopAll(cs)
-	connected := time.Since(start)
+	h.connect = time.Since(start)
 	// Heartbeats flow (one per client per second) while the clients hold.
 	select {
 	case <-time.After(*hold):
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return h, ctx.Err()
 	}
-	after, err := s.rss()
-	if err != nil {
-		return "", err
+	if h.after, err = s.rss(); err != nil {
+		return h, err
 	}
 	// Every client must still be logged in: a broadcast reaches n-1.
 	if err := cs[0].Broadcast(ctx, "roll call"); err != nil {
-		return "", err
+		return h, err
 	}
-	for got.Load() < int64(n-1) {
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			return "", fmt.Errorf("roll call reached %d of %d", got.Load(), n-1)
+	if err := waitUntil(ctx, func() bool { return got.Load() >= int64(n-1) }); err != nil {
+		return h, fmt.Errorf("roll call reached %d of %d", got.Load(), n-1)
+	}
+	h.reached = got.Load() + 1
+	return h, nil
+}
+
+// runIdle holds each count of clients on twistd and on the baseline, a
+// fresh server for each, and prints the lines and then the table.
+func runIdle(counts []int) error {
+	kinds := []string{"twistd", "baseline"}
+	rows := make([][]held, len(counts))
+	for i, n := range counts {
+		for _, kind := range kinds {
+			var h held
+			line, err := withServer(kind, func(ctx context.Context, s *server) (string, error) {
+				var err error
+				h, err = holdClients(ctx, s, n)
+				return h.String(), err
+			})
+			if err != nil {
+				return fmt.Errorf("idle %d on %s: %w", n, kind, err)
+			}
+			fmt.Printf("%-9s server=%-8s %s\n", "idle", kind, line)
+			rows[i] = append(rows[i], h)
 		}
 	}
-	return fmt.Sprintf("clients=%d held=%s all_reached=%d connect_time=%v rss_idle=%.1fMiB rss=%.1fMiB rss_per_conn=%.1fKiB",
-		n, *hold, got.Load()+1, connected.Round(time.Millisecond), mib(before), mib(after), float64(after-before)/float64(n)/1024), nil
+	fmt.Printf("\nidle clients, heartbeat every second, server RSS after %s (per client: RSS added / clients)\n", *hold)
+	fmt.Println("| clients | twistd RSS | per client | goroutine-per-connection baseline | per client | twistd/baseline |")
+	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		t, b := r[0], r[1]
+		fmt.Printf("| %s | %.1f MiB | %.2f KiB | %.1f MiB | %.2f KiB | %.2f |\n",
+			thousands(t.n), mib(t.after), t.perClient(), mib(b.after), b.perClient(), t.perClient()/b.perClient())
+	}
+	return nil
+}
+
+// thousands writes n with comma separators, as the README's tables do.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

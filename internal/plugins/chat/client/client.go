@@ -64,6 +64,10 @@ type Config struct {
 	Log *slog.Logger
 	// ReadBufferSize is the connection's read buffer; 0 means 4 KiB.
 	ReadBufferSize int
+	// Dial opens each connection; nil means a net.Dialer. A load generator
+	// sets one with a LocalAddr to spread its clients over several source
+	// addresses once one address runs out of ephemeral ports.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Message is a frame the server sent, as queued on Messages.
@@ -131,6 +135,7 @@ func New(name string, cfg Config) (*Client, error) {
 	c.svc.Clock = cfg.Clock
 	c.svc.Policy = cfg.Policy
 	c.svc.ReadBufferSize = cfg.ReadBufferSize
+	c.svc.Dial = cfg.Dial
 	return c, nil
 }
 

@@ -219,6 +219,44 @@ func TestClientHeartbeats(t *testing.T) {
 	}
 }
 
+// Config.Dial makes the connections: one bound to 127.0.0.2 reaches the
+// server from that address and logs in (chatload -sources relies on it).
+func TestClientDialsFromLocalAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c := start(t, Config{Address: ln.Addr().String(), ID: `"far"`, Heartbeat: -1, Dial: d.DialContext})
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(wait))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ip := conn.RemoteAddr().(*net.TCPAddr).IP; !ip.Equal(net.IPv4(127, 0, 0, 2)) {
+		t.Fatalf("connection from %v; want 127.0.0.2", ip)
+	}
+	conn.SetDeadline(time.Now().Add(wait))
+	var dec wire.Decoder
+	buf := make([]byte, 4096)
+	for verified := false; !verified; {
+		n, err := conn.Read(buf)
+		dec.Feed(buf[:n], func(f wire.Frame) bool {
+			verified = f.Command == wire.CmdVerify
+			return true
+		})
+		if err != nil && !verified {
+			t.Fatalf("no verify: %v", err)
+		}
+	}
+	conn.Write(wire.AppendFrame(nil, 1, wire.CmdVerifyResult, []byte(`{"code":1}`)))
+	if err := c.LoggedIn(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestClientRejectsBadID(t *testing.T) {
 	for _, id := range []string{``, `alice`, `1.5`, `""`} {
 		if _, err := New("x", Config{Network: "tcp", Address: "127.0.0.1:1", ID: id}); err == nil {
