@@ -17,12 +17,13 @@ import (
 // soon as collection costs CPU, so memory is saved only where it is free.
 // An operator who sets GOGC or GOMEMLIMIT has chosen: the pacer stays off.
 const (
-	paceEvery       = time.Second
+	paceEvery       = 500 * time.Millisecond
 	paceMinPercent  = 10      // never below this share of the live heap
 	paceMinHeadroom = 1 << 20 // nor below this much headroom: a small heap keeps Go's pace
 	// The collector's share of the CPU time available (GOMAXPROCS × wall
 	// time) over a pacing interval: above paceBusy the percentage doubles,
-	// below paceIdle it drops by a quarter.
+	// below paceIdle it drops to its floor at once (a burst of logins
+	// leaves a heap that would otherwise take seconds to come down).
 	paceBusy = 0.05
 	paceIdle = 0.02
 )
@@ -38,7 +39,7 @@ func (p *pacer) next(live uint64, gcShare float64) int {
 	case gcShare > paceBusy:
 		want *= 2
 	case gcShare < paceIdle:
-		want -= want / 4
+		want = paceMinPercent // the floor below decides
 	}
 	floor := 100
 	if live > 0 {

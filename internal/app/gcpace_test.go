@@ -18,11 +18,10 @@ func TestPacerNext(t *testing.T) {
 		share float64
 		want  int
 	}{
-		{"idle large heap steps down", 100, 100 * mib, 0, 75},
+		{"idle large heap drops to the floor", 100, 100 * mib, 0, 10},
 		{"idle large heap stops at the floor", 10, 100 * mib, 0, 10},
 		{"small heap keeps Go's pace", 100, mib / 2, 0, 100},
-		{"headroom stays at least 1 MiB", 40, 4 * mib, 0, 30},
-		{"headroom floor wins over the step", 30, 4 * mib, 0, 25},
+		{"headroom stays at least 1 MiB", 40, 4 * mib, 0, 25},
 		{"busy collector doubles", 10, 100 * mib, 0.2, 20},
 		{"busy collector is capped at Go's default", 80, 100 * mib, 0.2, 100},
 		{"between the marks nothing changes", 40, 100 * mib, 0.03, 40},

@@ -65,7 +65,8 @@ var (
 	only       = flag.String("scenario", "hold,broadcast,single", "scenarios to run")
 	servers    = flag.String("servers", "baseline,twistd", "servers to measure: baseline, parked, twistd, redisN (N instances on one redis-server); idle always measures twistd and baseline")
 	clients    = flag.Int("clients", 10000, "hold: concurrent logged-in clients")
-	hold       = flag.Duration("hold", 5*time.Second, "hold, idle: how long to keep them heartbeating before reading RSS")
+	hold       = flag.Duration("hold", 15*time.Second, "hold, idle: how long to keep them heartbeating before reading RSS")
+	warmUp     = flag.Int("warm-up", 200, "hold, idle: clients logged in and out before the first RSS reading")
 	idleCounts = flag.String("idle-counts", "1000,10000,19000", "idle: client counts, comma-separated")
 	sources    = flag.Int("sources", 1, "client source addresses 127.0.0.1..127.0.0.N (1-254)")
 	receivers  = flag.Int("receivers", 1000, "broadcast: receivers")
@@ -435,6 +436,22 @@ func runHold(ctx context.Context, s *server) (string, error) {
 // call that must reach every other client.
 func holdClients(ctx context.Context, s *server, n int) (held, error) {
 	h := held{n: n}
+	// The first clients of a fresh process pay for what any server pays
+	// once (code paged in, the runtime's first heap arenas); a warm-up
+	// round of logins before the first reading leaves the clients held
+	// after it with their own cost only.
+	if *warmUp > 0 {
+		ws, err := connect(ctx, s.addrs, "w", *warmUp, time.Second, func(int) func(wire.Frame) { return func(wire.Frame) {} })
+		if err != nil {
+			return h, fmt.Errorf("warm-up: %w", err)
+		}
+		stopAll(ws)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return h, ctx.Err()
+		}
+	}
 	var err error
 	if h.before, err = s.rss(); err != nil {
 		return h, err
