@@ -41,6 +41,10 @@ sockets passed by systemd, served by the endpoint
 **systemd:domain=INET:index=N**.
 **JOURNAL_STREAM**: when stdout is the journal, lines carry a syslog
 priority prefix instead of a timestamp.
+**GOGC**, **GOMEMLIMIT**: Go's collector settings; either one turns off
+twistd's heap pacing, which otherwise lowers the collector's percentage
+(to 10, keeping at least 1 MiB of headroom) while collection is idle and
+raises it back while it costs CPU.
 
 # METRICS
 With **--metrics ENDPOINT** twistd serves over HTTP: **/metrics** in the
