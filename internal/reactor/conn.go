@@ -59,8 +59,9 @@ var errPanic = errors.New("protocol handler panicked")
 // conn is the Transport of one connection; its serve method is the
 // connection's goroutine. An idle chat server holds tens of thousands of
 // these, so it keeps only what a connection waiting for input needs: the
-// port's settings are shared (cfg), and the writer's queue, the jobs, the
-// idle timer and the pause condition are allocated when first used.
+// port's settings are shared (cfg), and the writer's queue, the jobs and
+// the pause condition are allocated when first used; the idle timeout is
+// a timestamp here and one sweep for the whole port (idle.go).
 type conn struct {
 	nc    net.Conn
 	proto Protocol
@@ -126,7 +127,9 @@ type conn struct {
 
 	jobs   *jobSet    // Go's goroutines (jobs.go); under pmu
 	resume *sync.Cond // pause and congestion waits, L is &pmu; made under pmu
-	idle   *idleTimer // with an idle timeout only
+	// last is the clock time (UnixNano) of the last byte either way, for
+	// the idle timeout only; idleEnded once the connection ended.
+	last atomic.Int64
 }
 
 // connConfig holds the settings a Port or ClientService passes on, shared
@@ -173,15 +176,6 @@ func (cfg *connConfig) normalize() {
 	}
 }
 
-// idleTimer is the idle timeout's state, under its own lock since the
-// timer fires on a goroutine of the clock's.
-type idleTimer struct {
-	last  atomic.Int64 // clock time of the last byte either way
-	mu    sync.Mutex
-	t     Timer
-	ended bool // serve returned; no more idle checks
-}
-
 // logAttrs writes one log line tagged with the connection's system.
 func (c *conn) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
 	h := c.cfg.log.Handler()
@@ -221,13 +215,6 @@ func newConn(nc net.Conn, proto Protocol, cfg *connConfig) *conn {
 // in the port's poller with no goroutine (then a later goroutine goes on
 // with run). It never panics.
 func (c *conn) serve() {
-	if c.cfg.idleTimeout > 0 {
-		c.idle = &idleTimer{}
-		c.touch()
-		c.idle.mu.Lock()
-		c.idle.t = c.cfg.clock.AfterFunc(c.cfg.idleTimeout, c.checkIdle)
-		c.idle.mu.Unlock()
-	}
 	if !c.safely(func() { c.proto.ConnectionMade(c) }) {
 		c.end(errPanic)
 		return
@@ -264,14 +251,9 @@ func (c *conn) end(reason error) {
 		putBuf(c.rb.bp)
 		c.rb.bp = nil
 	}
-	if it := c.idle; it != nil {
-		it.mu.Lock()
-		it.ended = true
-		it.t.Stop()
-		it.mu.Unlock()
-	}
 	c.stopWriter()
 	c.nc.Close()
+	c.last.Store(idleEnded) // after the last byte could move, so no touch undoes it
 	c.endJobs()
 	c.wmu.Lock()
 	if c.lostReason != nil {
@@ -463,36 +445,6 @@ func (c *conn) deliverStop() {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.proto.(StopRequester).StopRequested()
-}
-
-// touch records activity for the idle timeout.
-func (c *conn) touch() { c.idle.last.Store(c.cfg.clock.Now().UnixNano()) }
-
-// checkIdle runs on the idle timer: it closes the connection if nothing
-// moved for the whole timeout, else re-arms for the time left. Keeping one
-// timer and a timestamp costs less per read than resetting a timer.
-func (c *conn) checkIdle() {
-	idle := time.Duration(c.cfg.clock.Now().UnixNano() - c.idle.last.Load())
-	it := c.idle
-	it.mu.Lock()
-	if it.ended || c.closing.Load() {
-		it.mu.Unlock()
-		return
-	}
-	if left := c.cfg.idleTimeout - idle; left > 0 {
-		it.t = c.cfg.clock.AfterFunc(left, c.checkIdle)
-		it.mu.Unlock()
-		return
-	}
-	it.mu.Unlock()
-	c.logAttrs(slog.LevelInfo, fmt.Sprintf("no traffic for %v: closing idle connection", c.cfg.idleTimeout))
-	// Output still queued after a whole timeout without a byte moving is
-	// going nowhere: close hard rather than flush.
-	if c.queuedBytes() > 0 {
-		c.AbortConnection()
-		return
-	}
-	c.LoseConnection()
 }
 
 // Write queues p and returns without waiting for the peer. When nothing is

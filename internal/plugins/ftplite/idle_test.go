@@ -19,7 +19,7 @@ func TestIdleTimeoutOnFakeClock(t *testing.T) {
 	busy := dialCtrl(t, ts.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := clock.WaitForTimers(ctx, 2); err != nil {
+	if err := clock.WaitForTimers(ctx, 1); err != nil { // the server's idle sweep
 		t.Fatal(err)
 	}
 	clock.Advance(40 * time.Second)
@@ -29,4 +29,30 @@ func TestIdleTimeoutOnFakeClock(t *testing.T) {
 		t.Fatalf("idle session got %d %s", code, msg)
 	}
 	busy.expect(200, "NOOP")
+}
+
+// Many idle sessions share one timer, the server's sweep, and all of them
+// are closed between T and T+T/8 after their greeting.
+func TestIdleSessionsShareOneTimer(t *testing.T) {
+	const n = 200
+	clock := reactor.NewFakeClock(time.Unix(1_000_000, 0))
+	ts := newTestServer(t, func(c *Config) {
+		c.IdleTimeout, c.Clock, c.MaxClients, c.MaxPerIP = time.Minute, clock, 0, 0
+	})
+	sessions := make([]*ctrl, n)
+	for i := range sessions {
+		sessions[i] = dialCtrl(t, ts.addr)
+	}
+	got := len(clock.Pending())
+	t.Logf("%d timers pending for %d idle sessions", got, n)
+	if got > 2 {
+		t.Fatalf("%d timers pending for %d idle sessions; want one sweep for the server", got, n)
+	}
+	clock.Advance(time.Minute - time.Second)
+	clock.Advance(time.Minute/8 + time.Second)
+	for i, c := range sessions {
+		if code, msg := c.read(); code != 421 || !strings.Contains(msg, "Timeout") {
+			t.Fatalf("idle session %d got %d %s", i, code, msg)
+		}
+	}
 }

@@ -81,11 +81,16 @@ type server struct {
 	bcrypt  chan struct{} // caps concurrent hash checks: bcrypt is slow on purpose
 	metrics *metrics      // nil: not counted
 
-	mu      sync.Mutex
-	clients int
-	perIP   map[string]int
-	fails   map[string]*failRecord
-	turns   map[string]*turn // per address: one password check at a time
+	// idleSweep closes idle sessions for the whole server: one timer, not
+	// one per session. Set in Start, under mu.
+	idleSweep *reactor.LoopingCall
+
+	mu       sync.Mutex
+	clients  int
+	sessions map[*session]struct{} // admitted and not yet lost
+	perIP    map[string]int
+	fails    map[string]*failRecord
+	turns    map[string]*turn // per address: one password check at a time
 }
 
 func newServer(name string, cfg Config, log *slog.Logger) *server {
@@ -97,10 +102,11 @@ func newServer(name string, cfg Config, log *slog.Logger) *server {
 	}
 	s := &server{
 		cfg: cfg, name: name, log: log,
-		bcrypt: make(chan struct{}, runtime.NumCPU()),
-		perIP:  map[string]int{},
-		fails:  map[string]*failRecord{},
-		turns:  map[string]*turn{},
+		bcrypt:   make(chan struct{}, runtime.NumCPU()),
+		perIP:    map[string]int{},
+		sessions: map[*session]struct{}{},
+		fails:    map[string]*failRecord{},
+		turns:    map[string]*turn{},
 	}
 	s.metrics = newMetrics(cfg.Metrics.Registerer(), s)
 	return s
@@ -143,9 +149,53 @@ func (s *server) PrivilegedStart(context.Context) error {
 	return nil
 }
 
-func (s *server) Start(ctx context.Context) error { return s.PrivilegedStart(ctx) }
+func (s *server) Start(ctx context.Context) error {
+	if err := s.PrivilegedStart(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idleSweep == nil && s.cfg.IdleTimeout > 0 {
+		s.idleSweep = reactor.NewLoopingCall(s.cfg.Clock, s.sweepIdle)
+		s.idleSweep.Start(idleSweepInterval(s.cfg.IdleTimeout), false)
+	}
+	return nil
+}
+
+// idleSweepInterval is how often the server looks for idle sessions: a
+// session closes between d and d+d/8 after its last command.
+func idleSweepInterval(d time.Duration) time.Duration { return max(d/8, 10*time.Millisecond) }
+
+// sweepIdle closes the sessions idle for the whole timeout. It collects
+// them under mu and checks each after: a session's check takes its own
+// lock, and ConnectionLost takes that one before mu.
+func (s *server) sweepIdle() {
+	clock := s.cfg.Clock
+	if clock == nil {
+		clock = reactor.RealClock()
+	}
+	now := clock.Now().UnixNano()
+	limit := int64(s.cfg.IdleTimeout)
+	var idle []*session
+	s.mu.Lock()
+	for sess := range s.sessions {
+		if now-sess.lastActive.Load() >= limit && !sess.busy.Load() {
+			idle = append(idle, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range idle {
+		sess.closeIdle()
+	}
+}
 
 func (s *server) Stop(context.Context) error {
+	s.mu.Lock()
+	sweep := s.idleSweep
+	s.mu.Unlock()
+	if sweep != nil {
+		sweep.Stop() // not under mu: it waits for a sweep, which takes mu
+	}
 	if s.root != nil {
 		s.root.Close()
 	}
@@ -186,7 +236,8 @@ func (s *server) checkPassword(ctx context.Context, user, pass string) (bool, er
 
 // admit counts a new control connection; it returns the 421 text when a
 // limit is reached.
-func (s *server) admit(ip string) (refusal string) {
+func (s *server) admit(sess *session) (refusal string) {
+	ip := sess.ipKey
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg.MaxClients > 0 && s.clients >= s.cfg.MaxClients {
@@ -197,12 +248,15 @@ func (s *server) admit(ip string) (refusal string) {
 	}
 	s.clients++
 	s.perIP[ip]++
+	s.sessions[sess] = struct{}{}
 	return ""
 }
 
-func (s *server) release(ip string) {
+func (s *server) release(sess *session) {
+	ip := sess.ipKey
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.sessions, sess)
 	s.clients--
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)

@@ -37,8 +37,7 @@ type session struct {
 	split *cmdline.Splitter
 
 	busy       atomic.Bool
-	lastActive atomic.Int64
-	idle       reactor.Timer // under mu
+	lastActive atomic.Int64 // the server's idle sweep reads it
 
 	mu       sync.Mutex
 	closed   bool // ConnectionLost ran
@@ -108,7 +107,8 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		t.LoseConnection()
 		return
 	}
-	if msg := s.srv.admit(s.ipKey); msg != "" {
+	s.touch() // before admit shows the session to the idle sweep
+	if msg := s.srv.admit(s); msg != "" {
 		s.log.Warn("connection refused: " + msg)
 		s.quit = true
 		t.Write([]byte("421 " + msg + "\r\n"))
@@ -116,10 +116,6 @@ func (s *session) ConnectionMade(t reactor.Transport) {
 		return
 	}
 	s.admitted = true
-	s.touch()
-	s.mu.Lock()
-	s.idle = s.clock().AfterFunc(s.srv.cfg.IdleTimeout, s.idleCheck)
-	s.mu.Unlock()
 	s.reply(220, "twistd ftp-lite ready.")
 }
 
@@ -143,9 +139,8 @@ func (s *session) ConnectionLost(error) {
 	s.mu.Lock()
 	s.closed, s.quit = true, true
 	s.closePassive()
-	s.idle.Stop()
 	s.mu.Unlock()
-	s.srv.release(s.ipKey)
+	s.srv.release(s)
 }
 
 // StopRequested closes an idle session at once and a busy one when its
@@ -176,20 +171,16 @@ func (s *session) clock() reactor.Clock {
 	return reactor.RealClock()
 }
 
-// idleCheck runs on the timer's goroutine: it closes the session when no
-// command came for the idle timeout and nothing is being transferred.
-func (s *session) idleCheck() {
+// closeIdle closes the session the server's sweep found idle, unless a
+// command or a transfer started since the sweep looked.
+func (s *session) closeIdle() {
 	limit := s.srv.cfg.IdleTimeout
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.quit {
+	if s.closed || s.quit || s.job != nil || s.busy.Load() {
 		return
 	}
-	if wait := limit - s.clock().Now().Sub(time.Unix(0, s.lastActive.Load())); wait > 0 || s.busy.Load() {
-		s.idle = s.clock().AfterFunc(max(wait, limit/4), s.idleCheck)
-		return
-	}
-	if s.job != nil {
+	if s.clock().Now().Sub(time.Unix(0, s.lastActive.Load())) < limit {
 		return
 	}
 	s.quit = true
