@@ -26,7 +26,9 @@
 // ErrOutputQueueFull. Port's WriteTimeout closes a connection whose queue
 // made no progress for that long; PauseProducing/ResumeProducing stop and
 // restart reading explicitly. Port's IdleTimeout closes a connection with
-// no bytes either way for that long.
+// no bytes either way for that long (between T and T+T/8: one sweep on the
+// port's clock checks every connection's last-activity stamp, so a port
+// holding many quiet clients keeps one timer, not one each).
 //
 // # Reading, long work and TLS
 //
