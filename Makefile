@@ -138,6 +138,7 @@ bench-chat: build
 FUZZTIME ?= 5s
 FUZZ_TARGETS := \
 	./internal/plugins/chat/wire:FuzzDecoder \
+	./internal/plugins/chat/wire:FuzzParseID \
 	./internal/app/appfile:FuzzParse \
 	./internal/plugins/ftplite/cmdline:FuzzSplitter \
 	./internal/plugins/ftplite/jail:FuzzResolve \

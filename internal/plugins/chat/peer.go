@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,14 +211,18 @@ func (p *peer) chat(cmd uint32, body []byte) {
 		p.protocolError(wire.CodeBadBody, "chat body: "+jsonProblem(err))
 		return
 	}
-	from, err := wire.ParseID(c.From)
-	if err != nil {
-		p.protocolError(wire.CodeBadBody, "chat_from: "+err.Error())
-		return
-	}
-	if from.Key != p.id.Key {
-		p.protocolError(wire.CodeNotYou, "chat_from must be your own ID", "chat_from", from.Key)
-		return
+	// A client names itself as it logged in, byte for byte, on every
+	// message: only another spelling needs parsing.
+	if !bytes.Equal(bytes.TrimSpace(c.From), p.id.Raw) {
+		from, err := wire.ParseID(c.From)
+		if err != nil {
+			p.protocolError(wire.CodeBadBody, "chat_from: "+err.Error())
+			return
+		}
+		if from.Key != p.id.Key {
+			p.protocolError(wire.CodeNotYou, "chat_from must be your own ID", "chat_from", from.Key)
+			return
+		}
 	}
 	if len(c.Content) == 0 || c.Content[0] != '"' {
 		p.protocolError(wire.CodeBadBody, "chat_content must be a string")

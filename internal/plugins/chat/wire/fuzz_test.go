@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -42,6 +43,29 @@ func FuzzDecoder(f *testing.F) {
 		}
 		if wantErr == nil && len(re)+whole.Buffered() != len(data) {
 			t.Fatalf("%d bytes in frames + %d buffered != %d input", len(re), whole.Buffered(), len(data))
+		}
+	})
+}
+
+// ParseID's fast path for plain strings agrees with the JSON decoder on
+// every input.
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{`"alice"`, `"a\\"b"`, `"\u00e9t\u00e9"`, `"é"`, "\"\xff\"", `"a"b"`, `"`, `""`, `123`, `"tab\there"`, "\"\t\"", ` "x" `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, err := ParseID(raw)
+		var key string
+		trimmed := bytes.TrimSpace(raw)
+		if len(trimmed) == 0 || trimmed[0] != '"' {
+			return
+		}
+		werr := json.Unmarshal(trimmed, &key)
+		if (err == nil) != (werr == nil && key != "" && len(key) <= MaxIDLen) {
+			t.Fatalf("ParseID(%q) error %v; decoder %q, %v", raw, err, key, werr)
+		}
+		if err == nil && got.Key != key {
+			t.Fatalf("ParseID(%q) = %q; decoder says %q", raw, got.Key, key)
 		}
 	})
 }
