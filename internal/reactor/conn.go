@@ -110,6 +110,7 @@ type conn struct {
 	jobsDone  bool // Go runs nothing more
 	// The read loop's.
 	saidSlow bool // FlowWatcher was told PeerSlow
+	drained  bool // the last non-blocking read emptied the socket
 
 	wqBytes    int   // queued, including what the writer is writing; under wmu
 	lostReason error // under wmu
@@ -307,6 +308,15 @@ func (c *conn) readLoop() (reason error, ended bool) {
 		var n int
 		var err error
 		if c.pollable() && !stop && !c.closing.Load() && c.sparse() {
+			// A read that left the socket empty needs no second one to
+			// hear EAGAIN: the arming is level-triggered, so bytes that
+			// came meanwhile wake the connection at once.
+			if c.drained {
+				c.drained = false
+				if c.goDormant() {
+					return nil, false
+				}
+			}
 			n, err = c.readNow(buf[:limit])
 			if err == errWouldBlock {
 				if c.goDormant() {
@@ -314,6 +324,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 				}
 				continue
 			}
+			c.drained = err == nil && n > 0 && n < limit
 		} else if c.pollable() {
 			// Input came lately: wait in the netpoller, which costs less
 			// per message than a trip through the poller, until the sweep

@@ -48,6 +48,12 @@ type poller struct {
 type slot struct {
 	gen uint32
 	w   waker // nil: not armed
+	// inSet: the descriptor is (as far as we know) in the epoll set; a
+	// socket that woke stays there, disabled by EPOLLONESHOT, so arming
+	// it again is one MOD. Closing the socket takes it out (the kernel
+	// drops an entry when its file is released), which the next arming
+	// of the number finds (ENOENT) and mends with an ADD.
+	inSet bool
 }
 
 // waker is what an armed socket's readiness calls, in a goroutine of its own.
@@ -115,45 +121,53 @@ func (p *poller) arm(rc syscall.RawConn, w waker) (uint64, error) {
 	sl.w = w
 	p.armed++
 	t := uint64(fd+1) | uint64(sl.gen)<<32
+	first, then := unix.EPOLL_CTL_ADD, unix.EPOLL_CTL_MOD
+	if sl.inSet {
+		first, then = then, first
+	}
+	sl.inSet = true
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	setToken(&ev, t)
-	// ADD, or MOD when the descriptor is still in the set from an earlier
-	// arming (a oneshot entry stays in the set, disabled, until deleted).
-	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
-	if errors.Is(err, unix.EEXIST) {
-		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+	err := unix.EpollCtl(p.epfd, first, fd, &ev)
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOENT) {
+		err = unix.EpollCtl(p.epfd, then, fd, &ev)
 	}
 	if err != nil {
-		p.take(t)
+		p.take(t, true)
 		return 0, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	return t, nil
 }
 
 // take clears the arming t and returns its waker, or nil when it was
-// already taken (woken or cancelled).
-func (p *poller) take(t uint64) waker {
+// already taken (woken or cancelled). With del the descriptor also leaves
+// the epoll set: a cancelled arming is still enabled, and the connection
+// may close next.
+func (p *poller) take(t uint64, del bool) waker {
 	fd, gen := splitToken(t)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if fd < 0 || fd >= len(p.slots) || p.slots[fd].gen != gen || p.slots[fd].w == nil {
 		return nil
 	}
-	w := p.slots[fd].w
-	p.slots[fd].w = nil
+	sl := &p.slots[fd]
+	w := sl.w
+	sl.w = nil
 	p.armed--
-	// Under mu: a cancel that finds the arming gone may close the
-	// descriptor at once, and a DEL after that could hit the connection
-	// that took the number next. Deleting the disabled oneshot entry
-	// leaves nothing behind for a close.
-	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if del && sl.inSet {
+		// Under mu: a cancel that finds the arming gone may close the
+		// descriptor at once, and a DEL after that could hit the
+		// connection that took the number next.
+		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		sl.inSet = false
+	}
 	return w
 }
 
 // cancel removes the wait t; it reports false when its waker was already
 // called or is about to be, in which case the caller must let it run.
-func (p *poller) cancel(t uint64) bool { return p.take(t) != nil }
+func (p *poller) cancel(t uint64) bool { return p.take(t, true) != nil }
 
 func (p *poller) loop() {
 	defer close(p.done)
@@ -171,7 +185,9 @@ func (p *poller) loop() {
 			if t == 0 {
 				return // stop
 			}
-			if w := p.take(t); w != nil { // else cancelled meanwhile
+			// The fired entry stays in the set, disabled (oneshot), for
+			// the next arming's MOD.
+			if w := p.take(t, false); w != nil { // else cancelled meanwhile
 				go w.wakeUp()
 			}
 		}
