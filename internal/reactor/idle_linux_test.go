@@ -215,3 +215,41 @@ func TestIdleWriterRetires(t *testing.T) {
 	expectRead(t, conns[0], "later;")
 	roundTrip(t, conns[1], "still;")
 }
+
+// gate echoes, holding its first callback until released, so the test can
+// send more while the connection is about to go dormant.
+type gate struct {
+	t        Transport
+	held     bool
+	first    chan struct{}
+	released chan struct{}
+}
+
+func (g *gate) ConnectionMade(t Transport) { g.t = t }
+func (g *gate) ConnectionLost(error)       {}
+func (g *gate) DataReceived(b []byte) {
+	g.t.Write(b)
+	if !g.held {
+		g.held = true
+		close(g.first)
+		<-g.released
+	}
+}
+
+// A read that emptied the socket sends the connection dormant without a
+// second read; bytes that arrived while its callback ran still wake it.
+func TestBytesDuringTheLastCallbackWake(t *testing.T) {
+	g := &gate{first: make(chan struct{}), released: make(chan struct{})}
+	tp := startPortWith(t, context.Background(), func() Protocol { return g }, nil)
+	// Past two sweeps, so the new connection reads without waiting and
+	// goes dormant as soon as its socket is empty.
+	time.Sleep(3 * quietTick)
+	c := tp.dial(t)
+	c.Write([]byte("a;"))
+	<-g.first
+	c.Write([]byte("b;"))
+	time.Sleep(50 * time.Millisecond) // let "b;" reach the server's socket
+	close(g.released)
+	expectRead(t, c, "a;b;")
+	eventually(t, "connection dormant", func() bool { return tp.dormantCount() == 1 })
+}
