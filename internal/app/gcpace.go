@@ -19,7 +19,7 @@ import (
 const (
 	paceEvery       = 500 * time.Millisecond
 	paceMinPercent  = 10      // never below this share of the live heap
-	paceMinHeadroom = 4 << 20 // nor below this much headroom (Go's own minimum heap): a small heap keeps Go's pace
+	paceMinHeadroom = 2 << 20 // nor below this much headroom: a small heap keeps Go's pace
 	// The collector's share of the CPU time available (GOMAXPROCS × wall
 	// time) over a pacing interval: above paceBusy the percentage doubles,
 	// below paceIdle it drops to its floor at once (a burst of logins

@@ -43,7 +43,7 @@ sockets passed by systemd, served by the endpoint
 priority prefix instead of a timestamp.
 **GOGC**, **GOMEMLIMIT**: Go's collector settings; either one turns off
 twistd's heap pacing, which otherwise lowers the collector's percentage
-(to 10, keeping at least 4 MiB of headroom) while collection is idle and
+(to 10, keeping at least 2 MiB of headroom) while collection is idle and
 raises it back while it costs CPU.
 
 # METRICS
