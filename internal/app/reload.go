@@ -165,8 +165,7 @@ func (r *runner) handOver(pid int, sigs <-chan os.Signal) time.Duration {
 		case reply := <-r.health.ping:
 			r.health.answer(reply)
 		case s := <-sigs:
-			if r.reopens(s) {
-				r.reopenLog(s)
+			if r.reopened(s) {
 				continue
 			}
 			r.log.Info(fmt.Sprintf("received %s; closing the %d connection(s) left now", signalName(s), busy))

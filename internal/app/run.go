@@ -314,8 +314,7 @@ func (r *runner) awaitStart(sigs <-chan os.Signal, started <-chan error, abandon
 		case reply := <-r.health.ping:
 			r.health.answer(reply)
 		case sig := <-sigs:
-			if r.reopens(sig) {
-				r.reopenLog(sig)
+			if r.reopened(sig) {
 				continue
 			}
 			why := fmt.Errorf("start-up abandoned: received %s", signalName(sig))
@@ -503,6 +502,16 @@ func (r *runner) reopens(sig os.Signal) bool {
 	return sig == syscall.SIGUSR1 || sig == syscall.SIGHUP && r.status != nil
 }
 
+// reopened reopens the log if sig asks for it and reports whether it did:
+// the loops that wait on signals take it in passing.
+func (r *runner) reopened(sig os.Signal) bool {
+	if !r.reopens(sig) {
+		return false
+	}
+	r.reopenLog(sig)
+	return true
+}
+
 // reopenLog handles SIGUSR1 (and a daemon's SIGHUP): lines after it go to
 // a file opened afresh at the log path, so logrotate's move-then-signal
 // loses nothing.
@@ -541,8 +550,7 @@ func (r *runner) stop(sigs <-chan os.Signal, grace time.Duration) error {
 			case reply := <-r.health.ping:
 				r.health.answer(reply)
 			case s := <-sigs:
-				if r.reopens(s) {
-					r.reopenLog(s)
+				if r.reopened(s) {
 					continue
 				}
 				r.log.Warn(fmt.Sprintf("received %s again, closing everything now", signalName(s)))

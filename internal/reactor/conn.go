@@ -225,13 +225,9 @@ func (c *conn) serve() {
 	}
 	// A protocol that already closed (a poem sent whole) only reads to
 	// discard until the peer's FIN; a small buffer does for that.
-	size := c.cfg.bufSize
+	c.rb = readBuf{floor: int32(c.cfg.bufSize), max: int32(max(c.cfg.bufSize, c.cfg.maxBufSize))}
 	if c.closing.Load() {
-		size = lingerBufSize
-	}
-	c.rb = readBuf{floor: int32(size), max: int32(max(size, c.cfg.maxBufSize))}
-	if c.closing.Load() {
-		c.rb.max = int32(size)
+		c.rb.floor, c.rb.max = lingerBufSize, lingerBufSize
 	}
 	c.owed = -1
 	c.run()

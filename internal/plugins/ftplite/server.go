@@ -100,6 +100,9 @@ func newServer(name string, cfg Config, log *slog.Logger) *server {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = reactor.RealClock()
+	}
 	s := &server{
 		cfg: cfg, name: name, log: log,
 		bcrypt:   make(chan struct{}, runtime.NumCPU()),
@@ -170,11 +173,7 @@ func idleSweepInterval(d time.Duration) time.Duration { return max(d/8, 10*time.
 // them under mu and checks each after: a session's check takes its own
 // lock, and ConnectionLost takes that one before mu.
 func (s *server) sweepIdle() {
-	clock := s.cfg.Clock
-	if clock == nil {
-		clock = reactor.RealClock()
-	}
-	now := clock.Now().UnixNano()
+	now := s.cfg.Clock.Now().UnixNano()
 	limit := int64(s.cfg.IdleTimeout)
 	var idle []*session
 	s.mu.Lock()

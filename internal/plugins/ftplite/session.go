@@ -160,16 +160,7 @@ func (s *session) closeIfStopping() {
 	}
 }
 
-func (s *session) touch() { s.lastActive.Store(s.clock().Now().UnixNano()) }
-
-// clock is the idle timeout's: the configured one (a FakeClock in tests)
-// or the wall clock.
-func (s *session) clock() reactor.Clock {
-	if c := s.srv.cfg.Clock; c != nil {
-		return c
-	}
-	return reactor.RealClock()
-}
+func (s *session) touch() { s.lastActive.Store(s.srv.cfg.Clock.Now().UnixNano()) }
 
 // closeIdle closes the session the server's sweep found idle, unless a
 // command or a transfer started since the sweep looked.
@@ -180,7 +171,7 @@ func (s *session) closeIdle() {
 	if s.closed || s.quit || s.job != nil || s.busy.Load() {
 		return
 	}
-	if s.clock().Now().Sub(time.Unix(0, s.lastActive.Load())) < limit {
+	if s.srv.cfg.Clock.Now().Sub(time.Unix(0, s.lastActive.Load())) < limit {
 		return
 	}
 	s.quit = true
