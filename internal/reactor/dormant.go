@@ -128,7 +128,7 @@ func (p *Port) sweep() {
 	if p.sweeper == nil {
 		return // stopped
 	}
-	n := p.pl.sweeps.Add(1)
+	n := p.cfg.pl.sweeps.Add(1)
 	for c := range p.conns {
 		c.kickQuiet()
 		c.retireIdle(n)

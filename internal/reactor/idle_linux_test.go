@@ -14,7 +14,7 @@ import (
 // dormantCount is how many of the port's connections wait in its poller.
 func (tp *testPort) dormantCount() int {
 	tp.mu.Lock()
-	pl := tp.pl
+	pl := tp.cfg.pl
 	tp.mu.Unlock()
 	if pl == nil {
 		return 0
@@ -169,7 +169,7 @@ func TestReaderPerConnection(t *testing.T) {
 	tp := startPort(t, context.Background(), func(p *Port) { p.ReaderPerConnection = true })
 	c := tp.dial(t)
 	roundTrip(t, c, "ping;")
-	if tp.pl != nil || tp.dormantCount() != 0 {
+	if tp.cfg.pl != nil || tp.dormantCount() != 0 {
 		t.Fatal("a poller despite ReaderPerConnection")
 	}
 }

@@ -89,8 +89,7 @@ type Port struct {
 	turnedAway int
 	saidFull   bool
 	files      func() uint64 // the descriptor limit; fileLimit but in tests
-	pl         *poller       // nil: every connection keeps its goroutine
-	sweeper    *time.Timer   // runs sweep while pl is up
+	sweeper    *time.Timer   // runs sweep while the poller (cfg.pl) is up
 	idleSweep  *LoopingCall  // with an IdleTimeout: from Start to Stop
 }
 
@@ -169,8 +168,7 @@ func (p *Port) Start(ctx context.Context) error {
 		if err != nil {
 			p.log.Warn(err.Error() + ": every connection keeps a reading goroutine")
 		}
-		p.pl = pl
-		p.cfg.pl = pl
+		p.cfg.pl = pl // nil: every connection keeps its goroutine
 		if pl != nil {
 			p.sweeper = time.AfterFunc(quietTick, p.sweep)
 		}
@@ -421,7 +419,7 @@ func (p *Port) Stop(ctx context.Context) error {
 	// The poller goes last, once no connection can be dormant in it.
 	defer func() {
 		p.mu.Lock()
-		pl, idleSweep := p.pl, p.idleSweep
+		pl, idleSweep := p.cfg.pl, p.idleSweep
 		if p.sweeper != nil {
 			p.sweeper.Stop()
 			p.sweeper = nil
