@@ -613,19 +613,15 @@ func signalName(s os.Signal) string {
 	return s.String()
 }
 
-// descriptorReserve is what the process needs besides its connections: the
-// listeners, the log and its rotation, the runner's own files. The
-// reactor's default wait-queue bound leaves the same.
-const descriptorReserve = 64
-
 // fileLimitShort returns the warning for a descriptor limit that cannot
-// hold maxConns connections beside the reserve, or "" when it can or there
+// hold maxConns connections beside what the reactor reserves for the rest
+// of the process (reactor.FDReserve), or "" when it can or there
 // is no --max-connections. Without the warning the shortfall shows only
 // under load, as accept failures long after start-up.
 func fileLimitShort(limit uint64, maxConns int) string {
-	need := uint64(maxConns) + descriptorReserve
+	need := uint64(maxConns) + reactor.FDReserve
 	if maxConns <= 0 || limit >= need {
 		return ""
 	}
-	return fmt.Sprintf("descriptor limit %d is below the %d that --max-connections %d needs (%d for the process itself); raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections", limit, need, maxConns, descriptorReserve)
+	return fmt.Sprintf("descriptor limit %d is below the %d that --max-connections %d needs (%d for the process itself); raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-connections", limit, need, maxConns, reactor.FDReserve)
 }

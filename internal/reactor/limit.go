@@ -44,10 +44,10 @@ func (p *Port) watch(w *parked) {
 	p.queueShrankLocked()
 }
 
-// fdReserve is how many descriptors the default wait-queue bound leaves
+// FDReserve is how many descriptors the default wait-queue bound leaves
 // for everything but connections: accepting, the log file and its
 // rotation, files a protocol opens, the runner's own.
-const fdReserve = 64
+const FDReserve = 64
 
 // RaiseFileLimit raises the soft limit on open descriptors to the hard
 // limit and returns the soft limit now in force. Go's runtime does the
@@ -78,13 +78,13 @@ func fileLimit() uint64 {
 
 // waitBound is the wait queue's bound under a connection limit, and
 // whether it came from the descriptor limit rather than MaxWaiting: the
-// descriptors left when the served connections and fdReserve have theirs.
+// descriptors left when the served connections and FDReserve have theirs.
 // Other ports share the same descriptors, so this bounds each port alone.
 func waitBound(maxWaiting, limit int, files uint64) (int, bool) {
 	if maxWaiting > 0 || limit <= 0 || files == 0 || files > 1<<30 {
 		return maxWaiting, false
 	}
-	return max(int(files)-fdReserve-limit, 1), true
+	return max(int(files)-FDReserve-limit, 1), true
 }
 
 // queueFullLocked reports whether a new client finds the wait queue full;

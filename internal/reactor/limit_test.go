@@ -60,7 +60,7 @@ func TestQueueBoundFollowsFileLimit(t *testing.T) {
 	const limit, bound = 1, 3
 	tp := startPort(t, context.Background(), func(p *Port) {
 		p.MaxConnections = limit
-		p.files = func() uint64 { return fdReserve + limit + bound }
+		p.files = func() uint64 { return FDReserve + limit + bound }
 	})
 	first := tp.dial(t)
 	roundTrip(t, first, "first")
@@ -96,7 +96,7 @@ func TestQueueBoundFollowsFileLimit(t *testing.T) {
 func TestStopWhilePausedOnFullQueue(t *testing.T) {
 	tp := startPort(t, context.Background(), func(p *Port) {
 		p.MaxConnections = 1
-		p.files = func() uint64 { return fdReserve + 2 }
+		p.files = func() uint64 { return FDReserve + 2 }
 	})
 	c1 := tp.dial(t)
 	roundTrip(t, c1, "one")
