@@ -30,6 +30,8 @@ want systemd-analyze systemd
 want /usr/share/bash-completion/bash_completion bash-completion
 want man man-db
 want setpriv util-linux
+# descriptor-limit tests (the runner's warning, chatload's refusal)
+want prlimit util-linux
 # the --syslog test binds its socket over /dev/log in a private namespace
 want mount mount
 # chat across instances, the metrics endpoint scraped by a real Prometheus,
