@@ -16,15 +16,17 @@ import (
 // socket: an epoll set of its own beside Go's netpoller (a second epoll
 // set on the same descriptor is legal; both get the events) and one
 // goroutine for the whole set. A socket is armed once (EPOLLONESHOT), so
-// its readiness wakes exactly one reader, which reads until the socket
-// would block and then arms it again.
+// its readiness wakes exactly one reader, which reads until the socket is
+// empty and then arms it again (level-triggered: bytes that came after its
+// last read wake it at once).
 //
 // The descriptor is taken from the connection with RawConn.Control, never
 // with File(): a dup would switch the shared open file to blocking mode
-// and keep the epoll entry alive after the connection closed. Entries are
-// deleted before the connection closes (cancel), and every arming carries
-// a token of its own, so an event that raced a close never wakes the
-// connection that took the same descriptor number next.
+// and keep the epoll entry alive after the connection closed. A cancelled
+// arming is deleted before the connection may close; a fired one stays in
+// the set, disabled, and goes when the socket's file is released. Every
+// arming carries a token of its own, so an event that raced a close never
+// wakes the connection that took the same descriptor number next.
 type poller struct {
 	epfd int
 	wake int // eventfd: tells the loop to end
