@@ -37,6 +37,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,6 +339,59 @@ func (s *server) rss() (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
+// usage is what the server's processes have used so far: CPU time (user
+// and system, from /proc/PID/stat) and read and write system calls (from
+// /proc/PID/io); zero where it cannot be read.
+type usage struct {
+	cpu          time.Duration
+	syscr, syscw int64
+}
+
+func (u usage) sub(v usage) usage { return usage{u.cpu - v.cpu, u.syscr - v.syscr, u.syscw - v.syscw} }
+
+// per formats u divided among n deliveries: CPU nanoseconds and write
+// system calls per delivery.
+func (u usage) per(n int) string {
+	return fmt.Sprintf("server_cpu_ns=%.0f server_writes=%.3f", float64(u.cpu.Nanoseconds())/float64(n), float64(u.syscw)/float64(n))
+}
+
+func (s *server) usage() usage {
+	if s.parts != nil {
+		var sum usage
+		for _, p := range s.parts {
+			u := p.usage()
+			sum = usage{sum.cpu + u.cpu, sum.syscr + u.syscr, sum.syscw + u.syscw}
+		}
+		return sum
+	}
+	var u usage
+	pid := s.cmd.Process.Pid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// The command name may hold spaces; the fields after it do not.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) >= 13 {
+				utime, _ := strconv.ParseInt(f[11], 10, 64)
+				stime, _ := strconv.ParseInt(f[12], 10, 64)
+				u.cpu = time.Duration(utime+stime) * time.Second / clockTicks
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+				u.syscr, _ = strconv.ParseInt(v, 10, 64)
+			} else if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+				u.syscw, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return u
+}
+
+// clockTicks is the kernel's USER_HZ, in which /proc/PID/stat counts CPU
+// time: 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // dialers returns one dial function per -sources address, or nil (the
@@ -594,7 +648,7 @@ func runBroadcast(ctx context.Context, s *server) (string, error) {
 		return "", err
 	}
 	defer stopAll(snd)
-	start := time.Now()
+	start, use0 := time.Now(), s.usage()
 	for seq := range m {
 		// At most -window messages not yet at every receiver.
 		if err := waitUntil(ctx, func() bool { return seq < *window || delivered[seq-*window].Load() == int32(r) }); err != nil {
@@ -607,14 +661,14 @@ func runBroadcast(ctx context.Context, s *server) (string, error) {
 	if err := waitUntil(ctx, func() bool { return delivered[m-1].Load() == int32(r) }); err != nil {
 		return "", fmt.Errorf("last message reached %d of %d", delivered[m-1].Load(), r)
 	}
-	elapsed := time.Since(start)
+	elapsed, use := time.Since(start), s.usage().sub(use0)
 	stopAll(rcv) // handlers are done before per is read
 	var l latencies
 	for _, p := range per {
 		l.add(p)
 	}
-	return fmt.Sprintf("receivers=%d messages=%d delivered=%d delivered_per_s=%.0f p50=%v p99=%v",
-		r, m, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond)), nil
+	return fmt.Sprintf("receivers=%d messages=%d delivered=%d delivered_per_s=%.0f p50=%v p99=%v %s",
+		r, m, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
 }
 
 func runSingle(ctx context.Context, s *server) (string, error) {
@@ -638,7 +692,7 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 		return "", err
 	}
 	defer stopAll(snd)
-	start := time.Now()
+	start, use0 := time.Now(), s.usage()
 	errs := make(chan error, p)
 	var wg sync.WaitGroup
 	for i := range p {
@@ -660,7 +714,7 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, use := time.Since(start), s.usage().sub(use0)
 	close(errs)
 	if err := <-errs; err != nil {
 		return "", err
@@ -670,8 +724,8 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 	for _, d := range per {
 		l.add(d)
 	}
-	return fmt.Sprintf("pairs=%d messages=%d msgs_per_s=%.0f p50=%v p99=%v",
-		p, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond)), nil
+	return fmt.Sprintf("pairs=%d messages=%d msgs_per_s=%.0f p50=%v p99=%v %s",
+		p, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
 }
 
 // waitUntil polls cond (the load generator's progress counters) until it
