@@ -21,9 +21,11 @@ const (
 	paceMinPercent  = 10      // never below this share of the live heap
 	paceMinHeadroom = 2 << 20 // nor below this much headroom: a small heap keeps Go's pace
 	// The collector's share of the CPU time available (GOMAXPROCS × wall
-	// time) over a pacing interval: above paceBusy the percentage doubles,
-	// below paceIdle it drops to its floor at once (a burst of logins
-	// leaves a heap that would otherwise take seconds to come down).
+	// time) over a pacing interval: above paceBusy Go's default comes back
+	// at once (a burst of traffic is short, and one spent collecting at a
+	// tenth of the headroom costs it several per cent), below paceIdle the
+	// percentage drops to its floor at once (a burst of logins leaves a
+	// heap that would otherwise take seconds to come down).
 	paceBusy = 0.02
 	paceIdle = 0.01
 )
@@ -37,7 +39,7 @@ func (p *pacer) next(live uint64, gcShare float64) int {
 	want := p.percent
 	switch {
 	case gcShare > paceBusy:
-		want *= 2
+		want = 100
 	case gcShare < paceIdle:
 		want = paceMinPercent // the floor below decides
 	}

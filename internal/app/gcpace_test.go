@@ -22,8 +22,8 @@ func TestPacerNext(t *testing.T) {
 		{"idle large heap stops at the floor", 10, 100 * mib, 0, 10},
 		{"headroom stays at least 2 MiB", 40, 8 * mib, 0, 25},
 		{"a heap under 2 MiB keeps Go's pace", 40, 3 * mib / 2, 0, 100},
-		{"busy collector doubles", 10, 100 * mib, 0.2, 20},
-		{"busy collector is capped at Go's default", 80, 100 * mib, 0.2, 100},
+		{"busy collector gets Go's default back", 10, 100 * mib, 0.2, 100},
+		{"busy collector stays at Go's default", 100, 100 * mib, 0.2, 100},
 		{"between the marks nothing changes", 40, 100 * mib, 0.015, 40},
 	}
 	for _, c := range cases {
