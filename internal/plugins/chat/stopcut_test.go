@@ -66,17 +66,22 @@ func stopCut(t *testing.T, addr string, receivers int, stop func()) {
 			var d wire.Decoder
 			buf := make([]byte, 32<<10)
 			c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			for {
+			// One error each: a receiver that went on reading after one
+			// would fill errs and hang the test instead of failing it.
+			failed := false
+			for !failed {
 				k, err := c.c.Read(buf)
 				if ferr := d.Feed(buf[:k], func(f wire.Frame) bool {
 					// Content "S:N": the N-th broadcast of sender S.
 					s, n, ok := parseSeq(f.Body)
 					if f.Command != wire.CmdBroadcastMsg || !ok || s >= senders {
 						errs <- fmt.Errorf("receiver %d: unexpected frame %d %s", r, f.Command, f.Body)
+						failed = true
 						return false
 					}
 					if n != got[r][s] {
 						errs <- fmt.Errorf("receiver %d: broadcast %d of sender %d after %d of its broadcasts", r, n, s, got[r][s])
+						failed = true
 						return false
 					}
 					got[r][s]++
