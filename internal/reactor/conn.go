@@ -111,6 +111,9 @@ type conn struct {
 	// The read loop's.
 	saidSlow bool // FlowWatcher was told PeerSlow
 	drained  bool // the last non-blocking read emptied the socket
+	// relayOn is set while DataReceived runs: what it relays may wait
+	// for the input already in the socket (relay.go).
+	relayOn bool
 
 	wqBytes    int   // queued, including what the writer is writing; under wmu
 	lostReason error // under wmu
@@ -126,8 +129,11 @@ type conn struct {
 	// seq is N in the "System,N,peer" tag of the connection's log lines.
 	seq uint64
 
-	jobs   *jobSet    // Go's goroutines (jobs.go); under pmu
-	resume *sync.Cond // pause and congestion waits, L is &pmu; made under pmu
+	// aux is what few connections need (jobs.go): Go's goroutines and the
+	// pause condition; made under pmu.
+	aux *connAux
+	// relay is what a callback relayed to other connections (relay.go).
+	relay atomic.Pointer[relaySet]
 	// last is the clock time (UnixNano) of the last byte either way, for
 	// the idle timeout only; idleEnded once the connection ended.
 	last atomic.Int64
@@ -237,6 +243,7 @@ func (c *conn) serve() {
 // connection ends (then it tears down) or goes dormant in the poller.
 func (c *conn) run() {
 	if reason, ended := c.readLoop(); ended {
+		c.releaseRelays() // no next read to wait for
 		c.end(reason)
 	}
 }
@@ -309,12 +316,14 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			// came meanwhile wake the connection at once.
 			if c.drained {
 				c.drained = false
+				c.releaseRelays()
 				if c.goDormant() {
 					return nil, false
 				}
 			}
 			n, err = c.readNow(buf[:limit])
 			if err == errWouldBlock {
+				c.releaseRelays()
 				if c.goDormant() {
 					return nil, false
 				}
@@ -348,8 +357,13 @@ func (c *conn) readLoop() (reason error, ended bool) {
 			if c.cfg.idleTimeout > 0 {
 				c.touch()
 			}
-			if !c.closing.Load() && !c.safely(func() { c.proto.DataReceived(buf[:n]) }) {
-				return errPanic, true
+			if !c.closing.Load() {
+				c.relayOn = !stop && c.tc == nil
+				ok := c.safely(func() { c.proto.DataReceived(buf[:n]) })
+				c.relayOn = false
+				if !ok {
+					return errPanic, true
+				}
 			}
 			c.rb.fit(n)
 		}
@@ -370,7 +384,7 @@ func (c *conn) readLoop() (reason error, ended bool) {
 func (c *conn) safely(f func()) (ok bool) {
 	c.inCallback.Store(true)
 	defer func() {
-		c.inCallback.Store(false)
+		c.endCallback()
 		if r := recover(); r != nil {
 			c.logAttrs(slog.LevelError, fmt.Sprintf("panic in protocol: %v\n%s", r, debug.Stack()))
 			c.AbortConnection()
@@ -388,11 +402,14 @@ func (c *conn) safely(f func()) (ok bool) {
 func (c *conn) waitResumed() (stop, paused bool) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
+	if (c.paused || c.congested) && !c.stopReq {
+		// Not reading for a while: what the last reads relayed goes now.
+		c.pmu.Unlock()
+		c.releaseRelays()
+		c.pmu.Lock()
+	}
 	for (c.paused || c.congested) && !c.stopReq {
-		if c.resume == nil {
-			c.resume = sync.NewCond(&c.pmu)
-		}
-		c.resume.Wait()
+		c.auxLocked().resume.Wait()
 	}
 	return c.stopReq, c.paused || c.congested
 }
@@ -474,13 +491,21 @@ func (c *conn) countSent(n int64) {
 func (c *conn) WriteShared(p []byte) (int, error) { return c.write(p, true) }
 
 func (c *conn) write(p []byte, shared bool) (int, error) {
+	n, _, err := c.send(p, shared, false)
+	return n, err
+}
+
+// send is Write, WriteShared and a relay's hold (relay.go): with hold the
+// bytes are queued without waking the writer, and held reports whether
+// the queue was not held already, so the caller owes a release.
+func (c *conn) send(p []byte, shared, hold bool) (n int, held bool, err error) {
 	c.wmu.Lock()
 	if c.closing.Load() {
 		c.wmu.Unlock()
-		return 0, net.ErrClosed
+		return 0, false, net.ErrClosed
 	}
 	total := len(p)
-	if c.wqBytes == 0 && c.raw != nil && len(p) > 0 && c.inCallback.Load() {
+	if c.wqBytes == 0 && c.raw != nil && len(p) > 0 && !hold && c.inCallback.Load() {
 		n, err := c.writeInline(p)
 		if n > 0 {
 			c.countSent(int64(n))
@@ -491,25 +516,30 @@ func (c *conn) write(p []byte, shared bool) (int, error) {
 		if err != nil {
 			c.wmu.Unlock()
 			c.AbortConnection()
-			return n, err
+			return n, false, err
 		}
 		p = p[n:]
 	}
 	if len(p) == 0 {
 		c.wmu.Unlock()
-		return total, nil
+		return total, false, nil
 	}
 	// One write is queued whole whatever its size; output piling up
 	// behind earlier output is the mark of a peer not reading.
 	if c.wqBytes > 0 && c.wqBytes+len(p) > c.cfg.maxQueued {
-		return c.overflowLocked(p)
+		n, err := c.overflowLocked(p)
+		return n, false, err
+	}
+	if hold {
+		o := c.outq()
+		held, o.held = !o.held, true
 	}
 	c.enqueueLocked(p, shared)
 	if c.wqBytes > c.cfg.highWater {
 		c.setCongested(true)
 	}
 	c.wmu.Unlock()
-	return total, nil
+	return total, held, nil
 }
 
 // LoseConnection refuses further writes, lets the writer flush what is
@@ -528,7 +558,8 @@ func (c *conn) LoseConnection() {
 			// A flush that makes no progress for this long is given up.
 			c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		}
-		c.out.wake.Broadcast()
+		c.out.held = false // a relay's hold ends with the connection
+		c.kickLocked(c.out)
 		return
 	}
 	c.closeGentlyLocked()
@@ -624,8 +655,8 @@ func (c *conn) ResumeProducing() {
 
 // wakeLocked wakes a read loop waiting in waitResumed; pmu is held.
 func (c *conn) wakeLocked() {
-	if c.resume != nil {
-		c.resume.Broadcast()
+	if c.aux != nil {
+		c.aux.resume.Broadcast()
 	}
 }
 

@@ -20,12 +20,10 @@ func (c *conn) Go(f func(ctx context.Context)) bool {
 		c.pmu.Unlock()
 		return false
 	}
-	if c.jobs == nil {
-		j := &jobSet{}
+	j := &c.auxLocked().jobs
+	if j.ctx == nil {
 		j.ctx, j.stop = context.WithCancel(context.Background())
-		c.jobs = j
 	}
-	j := c.jobs
 	j.wg.Add(1)
 	c.pmu.Unlock()
 	go func() {
@@ -49,8 +47,23 @@ func (c *conn) Go(f func(ctx context.Context)) bool {
 // jobSet is the goroutines a connection started with Go.
 type jobSet struct {
 	wg   sync.WaitGroup
-	ctx  context.Context
+	ctx  context.Context // nil until the first
 	stop context.CancelFunc
+}
+
+// connAux is the part of a connection few need, made when first needed.
+type connAux struct {
+	jobs   jobSet
+	resume sync.Cond // pause and congestion waits; L is &pmu
+}
+
+// auxLocked returns the connection's connAux, making it; pmu is held.
+func (c *conn) auxLocked() *connAux {
+	if c.aux == nil {
+		c.aux = &connAux{}
+		c.aux.resume.L = &c.pmu
+	}
+	return c.aux
 }
 
 // endJobs refuses new goroutines, cancels the running ones and waits for
@@ -58,7 +71,10 @@ type jobSet struct {
 func (c *conn) endJobs() {
 	c.pmu.Lock()
 	c.jobsDone = true
-	j := c.jobs
+	var j *jobSet
+	if c.aux != nil && c.aux.jobs.ctx != nil {
+		j = &c.aux.jobs
+	}
 	c.pmu.Unlock()
 	if j != nil {
 		j.stop()

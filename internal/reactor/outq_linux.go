@@ -53,3 +53,52 @@ func socketQueues(nc net.Conn) (out, in int) {
 	})
 	return out, in
 }
+
+// iovecs is writev's argument, kept in a rawOp between calls.
+type iovecs []syscall.Iovec
+
+// set makes v describe bufs, at most maxIovecs of them, and returns how
+// many it took.
+func (v *iovecs) set(bufs []chunk) int {
+	iov := (*v)[:0]
+	for _, ch := range bufs {
+		if len(iov) == maxIovecs {
+			break
+		}
+		if len(ch.b) > 0 {
+			e := syscall.Iovec{Base: &ch.b[0]}
+			e.SetLen(len(ch.b))
+			iov = append(iov, e)
+		}
+	}
+	*v = iov
+	return len(iov)
+}
+
+// reset drops the pointers into the queue's buffers.
+func (v *iovecs) reset() {
+	clear(*v)
+	*v = (*v)[:0]
+}
+
+// maxIovecs is Linux's IOV_MAX: what one writev(2) takes.
+const maxIovecs = 1024
+
+// doWritev is one writev(2) of iov, never waiting for the socket to become
+// writable: EAGAIN leaves n 0 and err nil.
+func (op *rawOp) doWritev(fd uintptr) bool {
+	for {
+		r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&op.iov[0])), uintptr(len(op.iov)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			op.n, op.err = 0, nil
+		case 0:
+			op.n, op.err = int(r), nil
+		default:
+			op.n, op.err = 0, e
+		}
+		return true
+	}
+}

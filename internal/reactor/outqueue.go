@@ -50,6 +50,7 @@ type outQueue struct {
 	writerStop      bool   // serve is ending: flush, then return
 	closeAfterFlush bool   // LoseConnection came with output queued
 	retire          bool   // the sweep found the writer parked and unused
+	held            bool   // a relaying callback wakes the writer when it returns (relay.go)
 	used            uint32 // the poller's sweep count at the last enqueue
 	// The lingering close's progress (LoseConnection), once half-closed.
 	lingerUnsent   int
@@ -107,12 +108,14 @@ type rawOp struct {
 	err     error
 	write   func(fd uintptr) bool
 	read    func(fd uintptr) bool
-	control func(fd uintptr) // sets n to the descriptor
+	control func(fd uintptr)      // sets n to the descriptor
+	writev  func(fd uintptr) bool // writes iov; outq_linux.go
+	iov     iovecs
 }
 
 var rawOps = sync.Pool{New: func() any {
 	op := &rawOp{}
-	op.write, op.read, op.control = op.doWrite, op.doRead, op.doControl
+	op.write, op.read, op.control, op.writev = op.doWrite, op.doRead, op.doControl, op.doWritev
 	return op
 }}
 
@@ -171,6 +174,13 @@ func (c *conn) enqueueLocked(p []byte, shared bool) {
 		o.wq = append(o.wq, chunk{bp: bp, b: (*bp)[:m]})
 		p = p[m:]
 	}
+	if !o.held {
+		c.kickLocked(o)
+	}
+}
+
+// kickLocked starts the writer or wakes it; wmu is held.
+func (c *conn) kickLocked(o *outQueue) {
 	if !o.writerUp {
 		o.writerUp = true
 		o.writerDone = make(chan struct{})
@@ -397,10 +407,11 @@ func (c *conn) stopWriter() {
 	c.wmu.Lock()
 	c.closing.Store(true)
 	var done chan struct{}
-	if o := c.out; o != nil && o.writerUp {
-		o.writerStop = true
+	if o := c.out; o != nil && (o.writerUp || len(o.wq) > 0) {
+		// A relay's hold ends here: the writer flushes what it held.
+		o.writerStop, o.held = true, false
+		c.kickLocked(o)
 		done = o.writerDone
-		o.wake.Broadcast()
 	}
 	if c.wqBytes > 0 && c.cfg.writeTimeout <= 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))

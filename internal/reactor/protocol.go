@@ -14,6 +14,14 @@
 // one writev. Writes from any goroutine keep their order and are never
 // interleaved.
 //
+// A fan-out (a chat broadcast) uses Transport.Relay from the sender's
+// callback: the peers' writers are not woken, and when the callback
+// returns its goroutine writes what it relayed to each peer with one
+// non-blocking writev, leaving only what a socket did not take to that
+// peer's writer. Like Twisted, which writes a callback's output once the
+// reactor is back in its loop, a read holding ten messages for a thousand
+// peers then costs a thousand system calls and no goroutine switch.
+//
 // Past Port.HighWater queued bytes (DefaultHighWater) the connection
 // stops reading its peer, and reads again once the queue is down to half
 // of it; so a protocol that writes from DataReceived (echo, a relay) is
@@ -161,6 +169,11 @@ type Transport interface {
 	// frame encoded once for many peers): the queue keeps p itself, not
 	// a copy.
 	WriteShared(p []byte) (int, error)
+	// Relay is to.WriteShared(p) for a fan-out from this connection's
+	// callback (a chat broadcast): to's writer is not woken until the
+	// callback returns, when this goroutine writes all the callback relayed
+	// to each peer in one system call, as far as the socket takes it.
+	Relay(to Transport, p []byte) (int, error)
 	// LoseConnection closes the connection after everything written so far
 	// has been sent, and waits briefly for the peer to close its side so it
 	// is not sent a reset. Writes after it are refused. Safe from any

@@ -21,6 +21,10 @@ func (c *conn) StartTLS(cfg *tls.Config, early []byte) error {
 	if c.tc != nil {
 		return errors.New("StartTLS: already using TLS")
 	}
+	if o := c.out; o != nil && o.held {
+		o.held = false // not waiting for a relaying callback to end
+		c.kickLocked(o)
+	}
 	for c.wqBytes > 0 && !c.dead {
 		c.out.wake.Wait() // the writer broadcasts when it ran dry
 	}

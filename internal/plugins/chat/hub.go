@@ -340,20 +340,26 @@ var verifiedBody = []byte(`{"code":1}`)
 
 var replacedBody = []byte(fmt.Sprintf(`{"code":%d,"error":"logged in from another connection"}`, wire.CodeReplaced))
 
-// deliver queues m to every recipient and returns those not reached.
-func (h *Hub) deliver(to []wire.ID, m *message) (missed []wire.ID) {
+// deliver queues m to every recipient and returns those not reached;
+// from is the local sender, nil for a message from another instance.
+func (h *Hub) deliver(from *peer, to []wire.ID, m *message) (missed []wire.ID) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.released {
 		return nil // stopped: the sender is closing too
 	}
-	seen := make(map[string]bool, len(to))
+	var seen map[string]bool // a group's recipients, each served once
+	if len(to) > 1 {
+		seen = make(map[string]bool, len(to))
+	}
 	for _, id := range to {
-		if seen[id.Key] {
-			continue
+		if seen != nil {
+			if seen[id.Key] {
+				continue
+			}
+			seen[id.Key] = true
 		}
-		seen[id.Key] = true
-		if !h.relay(h.users[id.Key], m) {
+		if !h.relay(from, h.users[id.Key], m) {
 			missed = append(missed, id)
 		}
 	}
@@ -369,7 +375,7 @@ func (h *Hub) broadcast(from *peer, m *message) {
 	}
 	for _, q := range h.users {
 		if q != from {
-			h.relay(q, m)
+			h.relay(from, q, m)
 		}
 	}
 }

@@ -69,14 +69,15 @@ func (m *metrics) frame(cmd uint32) {
 	m.frames[cmd].Inc()
 }
 
-// relay queues m's frame to q (nil: the recipient is offline) and counts
+// relay queues m's frame to q (nil: the recipient is offline) from the
+// local peer from (nil: from another instance, or the hub) and counts
 // the outcome; it reports whether the frame was queued.
-func (h *Hub) relay(q *peer, m *message) bool {
+func (h *Hub) relay(from, q *peer, m *message) bool {
 	if q == nil {
 		h.metrics.fail(failOffline)
 		return false
 	}
-	switch q.enqueue(m.frame(q.loginVersion)) {
+	switch q.enqueue(from, m.frame(q.loginVersion)) {
 	case queued:
 		if h.metrics != nil {
 			h.metrics.delivered.Inc()

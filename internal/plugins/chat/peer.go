@@ -116,7 +116,7 @@ func (p *peer) drop() { p.stop() }
 // send queues an encoded frame. It never blocks on the network: a peer
 // whose queue would exceed --send-queue is disconnected by its transport
 // (which logs it). It reports whether the frame was queued.
-func (p *peer) send(frame []byte) bool { return p.enqueue(frame) == queued }
+func (p *peer) send(frame []byte) bool { return p.enqueue(nil, frame) == queued }
 
 // enqueueResult is what became of a frame handed to enqueue.
 type enqueueResult int
@@ -127,11 +127,19 @@ const (
 	queueOverflow               // the frame would overflow the queue: the peer was disconnected
 )
 
-// enqueue is send, saying why a frame was not queued.
-func (p *peer) enqueue(frame []byte) enqueueResult {
+// enqueue is send, saying why a frame was not queued. A frame from
+// another local peer is relayed through that peer's transport, so what
+// one read of the sender's makes for p goes out in one system call once
+// the sender's callback returns.
+func (p *peer) enqueue(from *peer, frame []byte) enqueueResult {
 	// Frames are never modified once encoded (a broadcast shares one
 	// among every recipient), so the queue may keep them without a copy.
-	_, err := p.t.WriteShared(frame)
+	var err error
+	if from != nil {
+		_, err = from.t.Relay(p.t, frame)
+	} else {
+		_, err = p.t.WriteShared(frame)
+	}
 	switch {
 	case err == nil:
 		return queued
@@ -259,7 +267,7 @@ func (p *peer) chat(cmd uint32, body []byte) {
 		p.hub.cluster.broadcast(msg)
 		return
 	}
-	missed := p.hub.deliver(to, msg)
+	missed := p.hub.deliver(p, to, msg)
 	if len(missed) > 0 {
 		missed = p.hub.cluster.deliver(missed, msg, p.id.Key, p.claim)
 	}
@@ -322,8 +330,11 @@ func jsonProblem(err error) string {
 // message is one relayed message, encoded once per protocol version in use
 // by its recipients (in practice once).
 type message struct {
-	cmd    uint32
-	body   []byte
+	cmd  uint32
+	body []byte
+	// The frame for the first version asked for, and then any others:
+	// every client of a deployment usually speaks the same one.
+	first  versioned
 	frames []versioned
 }
 
@@ -335,12 +346,19 @@ type versioned struct {
 func newMessage(cmd uint32, body []byte) *message { return &message{cmd: cmd, body: body} }
 
 func (m *message) frame(version uint32) []byte {
+	if m.first.frame != nil && m.first.version == version {
+		return m.first.frame
+	}
 	for _, v := range m.frames {
 		if v.version == version {
 			return v.frame
 		}
 	}
 	f := wire.AppendFrame(make([]byte, 0, wire.HeaderLen+len(m.body)), version, m.cmd, m.body)
-	m.frames = append(m.frames, versioned{version, f})
+	if m.first.frame == nil {
+		m.first = versioned{version, f}
+	} else {
+		m.frames = append(m.frames, versioned{version, f})
+	}
 	return f
 }

@@ -591,7 +591,7 @@ func (r *redisCluster) handleOne(ctx context.Context, e *envelope) {
 				to = append(to, id)
 			}
 		}
-		missed := r.hub.deliver(to, newMessage(e.Cmd, e.Body))
+		missed := r.hub.deliver(nil, to, newMessage(e.Cmd, e.Body))
 		if len(missed) == 0 {
 			return
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/twistd-go/twistd/internal/reactor"
 )
 
 // fakeTransport records what a session writes and, like the reactor's,
@@ -61,7 +63,10 @@ func (f *fakeTransport) Write(p []byte) (int, error) {
 	}
 	return f.out.Write(p)
 }
-func (f *fakeTransport) WriteShared(p []byte) (int, error)  { return f.Write(p) }
+func (f *fakeTransport) WriteShared(p []byte) (int, error) { return f.Write(p) }
+func (f *fakeTransport) Relay(to reactor.Transport, p []byte) (int, error) {
+	return to.WriteShared(p)
+}
 func (f *fakeTransport) StartTLS(*tls.Config, []byte) error { return errors.New("no TLS here") }
 func (f *fakeTransport) LoseConnection()                    { f.mu.Lock(); f.closed = true; f.mu.Unlock() }
 func (f *fakeTransport) AbortConnection()                   { f.LoseConnection() }
