@@ -139,6 +139,7 @@ FUZZTIME ?= 5s
 FUZZ_TARGETS := \
 	./internal/plugins/chat/wire:FuzzDecoder \
 	./internal/plugins/chat/wire:FuzzParseID \
+	./internal/plugins/chat/wire:FuzzParseChat \
 	./internal/app/appfile:FuzzParse \
 	./internal/plugins/ftplite/cmdline:FuzzSplitter \
 	./internal/plugins/ftplite/jail:FuzzResolve \

@@ -22,7 +22,7 @@ type peer struct {
 	t   reactor.Transport
 	dec wire.Decoder
 
-	// lastActive is the clock time (UnixNano) of the last complete frame.
+	// lastActive is the clock time (UnixNano) of the last read that completed a frame.
 	lastActive atomic.Int64
 	// frameStart is the clock time (UnixNano) the frame in progress began
 	// to arrive, 0 between frames; buffered is how much of it is held.
@@ -65,7 +65,12 @@ func (p *peer) DataReceived(b []byte) {
 	}
 	before := p.frames
 	err := p.dec.Feed(b, p.handle)
-	p.noteFrameStart(before)
+	var now int64 // read once per read, not per frame: clock reads add up
+	if p.frames != before {
+		now = p.hub.clock.Now().UnixNano()
+		p.lastActive.Store(now)
+	}
+	p.noteFrameStart(before, now)
 	var le *wire.LengthError
 	if errors.As(err, &le) {
 		code := wire.CodeLargeFrame
@@ -81,15 +86,19 @@ func (p *peer) DataReceived(b []byte) {
 
 // noteFrameStart records when the frame now in progress, if any, began: at
 // this read if a frame was completed in it (the rest is a new frame), or
-// if none was in progress before it.
-func (p *peer) noteFrameStart(framesBefore uint32) {
+// if none was in progress before it. now is the clock's time if read
+// already, else 0.
+func (p *peer) noteFrameStart(framesBefore uint32, now int64) {
 	n := p.dec.Buffered()
 	p.buffered.Store(int32(n))
 	switch {
 	case n == 0:
 		p.frameStart.Store(0)
 	case p.frames != framesBefore || p.frameStart.Load() == 0:
-		p.frameStart.Store(p.hub.clock.Now().UnixNano())
+		if now == 0 {
+			now = p.hub.clock.Now().UnixNano()
+		}
+		p.frameStart.Store(now)
 	}
 }
 
@@ -170,7 +179,6 @@ func (p *peer) idForLog() string {
 func (p *peer) handle(f wire.Frame) bool {
 	p.frames++
 	p.hub.metrics.frame(f.Command)
-	p.lastActive.Store(p.hub.clock.Now().UnixNano())
 	p.version = f.Version
 	if len(f.Body) > 0 && !utf8.Valid(f.Body) {
 		p.protocolError(wire.CodeBadBody, "body is not UTF-8")
@@ -214,8 +222,8 @@ func (p *peer) verify(body []byte) {
 }
 
 func (p *peer) chat(cmd uint32, body []byte) {
-	var c wire.Chat
-	if err := json.Unmarshal(body, &c); err != nil {
+	c, err := wire.ParseChat(body)
+	if err != nil {
 		p.protocolError(wire.CodeBadBody, "chat body: "+jsonProblem(err))
 		return
 	}
