@@ -118,10 +118,12 @@ man:
 # net.Conn (goroutine per connection): idle clients at each of CHAT_IDLE,
 # heartbeating every second, on a fresh server per count (server RSS per
 # client, logins per second, and a table for the README); broadcast to
-# 1,000; 100 pairs. With redis-server on PATH the broadcast and the pairs
-# also run on two instances joined on Redis (clients split over them,
-# cross-instance pairs).
-CHAT_SERVERS ?= baseline,twistd$(if $(shell command -v redis-server),$(comma)redis2)
+# 1,000 at windows 4 and 16; 100 pairs. The broadcast and the pairs also
+# run on the baseline with a parked writer goroutine per peer draining a
+# coalescing queue (parked), the fair comparison for a server that never
+# blocks on a slow peer. With redis-server on PATH they also run on two
+# instances joined on Redis (clients split over them, cross-instance pairs).
+CHAT_SERVERS ?= baseline,parked,twistd$(if $(shell command -v redis-server),$(comma)redis2)
 # The clients come from 127.0.0.1 to 127.0.0.8: from one address, the idle
 # rows' closed connections (TIME_WAIT) crowd its ephemeral ports and the
 # 19,000 row's logins per second measure the kernel's search for a free
@@ -130,7 +132,11 @@ CHAT_IDLE ?= 1000,10000,19000
 CHAT_SOURCES ?= 8
 comma := ,
 bench-chat: build
-	$(GO) run ./internal/plugins/chat/chatload -bin $(BIN) -servers $(CHAT_SERVERS) -scenario idle,broadcast,single -idle-counts $(CHAT_IDLE) -sources $(CHAT_SOURCES) > bench-chat.out; s=$$?; cat bench-chat.out; exit $$s
+	@set -e; rm -f bench-chat.out; \
+	for run in "idle,single" "broadcast -window 4" "broadcast -window 16"; do \
+	  $(GO) run ./internal/plugins/chat/chatload -bin $(BIN) -servers $(CHAT_SERVERS) -idle-counts $(CHAT_IDLE) -sources $(CHAT_SOURCES) -scenario $$run > bench-chat.part; \
+	  cat bench-chat.part; cat bench-chat.part >> bench-chat.out; \
+	done; rm -f bench-chat.part
 
 # A short run of every fuzz target beyond its seed corpus, FUZZTIME each
 # (the seeds themselves run in `make test`). Minimizing a new input gets 1 s

@@ -18,9 +18,12 @@
 // callback: the peers' writers are not woken, and when the callback
 // returns its goroutine writes what it relayed to each peer with one
 // non-blocking writev, leaving only what a socket did not take to that
-// peer's writer. Like Twisted, which writes a callback's output once the
-// reactor is back in its loop, a read holding ten messages for a thousand
-// peers then costs a thousand system calls and no goroutine switch.
+// peer's writer. While more of the sender's input already waits in its
+// socket the writes wait for it too (for up to 8 reads), and any wait of
+// the read loop writes them first. Like Twisted, which writes a
+// callback's output once the reactor is back in its loop, a burst of ten
+// messages for a thousand peers then costs a thousand system calls and no
+// goroutine switch.
 //
 // Past Port.HighWater queued bytes (DefaultHighWater) the connection
 // stops reading its peer, and reads again once the queue is down to half
@@ -33,10 +36,20 @@
 // line naming the peer and the bytes dropped, and ConnectionLost gets
 // ErrOutputQueueFull. Port's WriteTimeout closes a connection whose queue
 // made no progress for that long; PauseProducing/ResumeProducing stop and
-// restart reading explicitly. Port's IdleTimeout closes a connection with
-// no bytes either way for that long (between T and T+T/8: one sweep on the
-// port's clock checks every connection's last-activity stamp, so a port
-// holding many quiet clients keeps one timer, not one each).
+// restart reading explicitly.
+//
+// In Twisted's terms (IProducer, IConsumer): the transport is the
+// consumer and the peer's input the producer it pauses; registerProducer
+// and a streaming producer's pauseProducing/resumeProducing are
+// Port.HighWater and the read loop's pause, a protocol hears them as
+// FlowWatcher.PeerSlow/PeerCaughtUp, pauseProducing called by the
+// protocol is Transport.PauseProducing, and Port.MaxQueued is the bound
+// Twisted leaves to the application.
+//
+// Port's IdleTimeout closes a connection with no bytes either way for that
+// long (between T and T+T/8: one sweep on the port's clock checks every
+// connection's last-activity stamp, so a port holding many quiet clients
+// keeps one timer, not one each).
 //
 // # Reading, long work and TLS
 //
