@@ -667,8 +667,8 @@ func runBroadcast(ctx context.Context, s *server) (string, error) {
 	for _, p := range per {
 		l.add(p)
 	}
-	return fmt.Sprintf("receivers=%d messages=%d delivered=%d delivered_per_s=%.0f p50=%v p99=%v %s",
-		r, m, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
+	return fmt.Sprintf("receivers=%d window=%d messages=%d delivered=%d delivered_per_s=%.0f p50=%v p99=%v %s",
+		r, *window, m, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
 }
 
 func runSingle(ctx context.Context, s *server) (string, error) {
@@ -724,8 +724,8 @@ func runSingle(ctx context.Context, s *server) (string, error) {
 	for _, d := range per {
 		l.add(d)
 	}
-	return fmt.Sprintf("pairs=%d messages=%d msgs_per_s=%.0f p50=%v p99=%v %s",
-		p, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
+	return fmt.Sprintf("pairs=%d window=%d messages=%d msgs_per_s=%.0f p50=%v p99=%v %s",
+		p, *window, len(l.all), float64(len(l.all))/elapsed.Seconds(), l.pct(0.5).Round(time.Microsecond), l.pct(0.99).Round(time.Microsecond), use.per(len(l.all))), nil
 }
 
 // waitUntil polls cond (the load generator's progress counters) until it
