@@ -491,18 +491,19 @@ func (c *conn) countSent(n int64) {
 func (c *conn) WriteShared(p []byte) (int, error) { return c.write(p, true) }
 
 func (c *conn) write(p []byte, shared bool) (int, error) {
-	n, _, err := c.send(p, shared, false)
+	n, _, _, err := c.send(p, shared, false)
 	return n, err
 }
 
 // send is Write, WriteShared and a relay's hold (relay.go): with hold the
-// bytes are queued without waking the writer, and held reports whether
-// the queue was not held already, so the caller owes a release.
-func (c *conn) send(p []byte, shared, hold bool) (n int, held bool, err error) {
+// bytes are queued without waking the writer, held reports whether the
+// queue was not held already, so the caller owes a release, and queued is
+// what the queue then holds.
+func (c *conn) send(p []byte, shared, hold bool) (n int, held bool, queued int, err error) {
 	c.wmu.Lock()
 	if c.closing.Load() {
 		c.wmu.Unlock()
-		return 0, false, net.ErrClosed
+		return 0, false, 0, net.ErrClosed
 	}
 	total := len(p)
 	if c.wqBytes == 0 && c.raw != nil && len(p) > 0 && !hold && c.inCallback.Load() {
@@ -516,19 +517,19 @@ func (c *conn) send(p []byte, shared, hold bool) (n int, held bool, err error) {
 		if err != nil {
 			c.wmu.Unlock()
 			c.AbortConnection()
-			return n, false, err
+			return n, false, 0, err
 		}
 		p = p[n:]
 	}
 	if len(p) == 0 {
 		c.wmu.Unlock()
-		return total, false, nil
+		return total, false, 0, nil
 	}
 	// One write is queued whole whatever its size; output piling up
 	// behind earlier output is the mark of a peer not reading.
 	if c.wqBytes > 0 && c.wqBytes+len(p) > c.cfg.maxQueued {
 		n, err := c.overflowLocked(p)
-		return n, false, err
+		return n, false, 0, err
 	}
 	if hold {
 		o := c.outq()
@@ -538,8 +539,9 @@ func (c *conn) send(p []byte, shared, hold bool) (n int, held bool, err error) {
 	if c.wqBytes > c.cfg.highWater {
 		c.setCongested(true)
 	}
+	queued = c.wqBytes
 	c.wmu.Unlock()
-	return total, held, nil
+	return total, held, queued, nil
 }
 
 // LoseConnection refuses further writes, lets the writer flush what is

@@ -19,8 +19,9 @@
 // returns its goroutine writes what it relayed to each peer with one
 // non-blocking writev, leaving only what a socket did not take to that
 // peer's writer. While more of the sender's input already waits in its
-// socket the writes wait for it too (for up to 8 reads), and any wait of
-// the read loop writes them first. Like Twisted, which writes a
+// socket the writes wait for it too (for up to 8 reads, and while the
+// peer's queue is under half the high-water mark), and any wait of the
+// read loop writes them first. Like Twisted, which writes a
 // callback's output once the reactor is back in its loop, a burst of ten
 // messages for a thousand peers then costs a thousand system calls and no
 // goroutine switch.

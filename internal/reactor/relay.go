@@ -13,14 +13,23 @@ import "sync"
 // cost a thousand switches and up to ten thousand calls; Twisted's
 // transports behave the same way, writing a callback's output once the
 // reactor is back in its loop. Any other output for to waits behind the
-// relayed bytes until then. Called from elsewhere, or with a transport the
-// reactor did not make, Relay is to.WriteShared(p).
+// relayed bytes until then. A queue past half the high-water mark is
+// written at once instead, so holding never brings a reading peer to its
+// limits. Called from elsewhere, or with a transport the reactor did not
+// make, Relay is to.WriteShared(p).
 func (c *conn) Relay(to Transport, p []byte) (int, error) {
 	b, ok := to.(*conn)
 	if !ok || b == c || len(p) == 0 || !c.inCallback.Load() {
 		return to.WriteShared(p)
 	}
-	n, held, err := b.send(p, true, true)
+	n, held, queued, err := b.send(p, true, true)
+	if err == nil && queued > b.cfg.highWater/2 {
+		// Held on, a queue this long could reach the high-water mark or
+		// the hard limit while the peer reads: written now instead, which
+		// ends the hold whoever took it.
+		b.release()
+		return n, err
+	}
 	if !held {
 		return n, err // held already (by this callback or another): released with it
 	}

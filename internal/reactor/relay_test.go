@@ -249,3 +249,23 @@ func TestRelayWaitsForInputAlreadyThere(t *testing.T) {
 		}
 	}
 }
+
+// Relayed output is held only while the peer's queue is short: a sender
+// whose reads each relay more than half the high-water mark to a peer
+// that reads must not push it to the hard limit by holding (here the
+// held total would pass MaxQueued at the sixth read and drop the peer).
+func TestRelayHoldsOnlyShortQueues(t *testing.T) {
+	const size, cmds = 48 << 10, 6
+	tp, rs := startRelay(t, 1, func(p *Port) {
+		p.ReadBufferSize, p.MaxReadBufferSize = 1, 1
+		p.HighWater, p.MaxQueued = 64<<10, 256<<10
+	}, func(from Transport, cmd byte, to []*conn) {
+		from.Relay(to[0], record(5, int(cmd-'0'), size))
+	})
+	sender(t, tp, "012345") // one write: six reads, each with input behind it
+	rs[0].SetDeadline(time.Now().Add(30 * time.Second))
+	readRecords(t, rs[0], 5, cmds, size)
+	if n := tp.count("outgoing queue full"); n != 0 {
+		t.Fatalf("the reading peer was dropped (%d overflow lines)", n)
+	}
+}
