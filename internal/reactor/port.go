@@ -295,10 +295,17 @@ func (p *Port) serveLocked(nc net.Conn, w *parked) {
 
 // ended is a connection's last act.
 func (p *Port) ended(c *conn) {
-	if m := p.metrics; m != nil {
-		m.Duration.Observe(time.Duration(time.Now().UnixNano() - c.start).Seconds())
+	m := p.metrics
+	var lived time.Duration
+	if m != nil {
+		lived = time.Duration(time.Now().UnixNano() - c.start)
 	}
 	p.forget(c)
+	if m != nil {
+		// After the open gauge went down: a scrape that counts this
+		// connection's duration never still counts it open.
+		m.Duration.Observe(lived.Seconds())
+	}
 	p.wg.Done()
 }
 
