@@ -430,6 +430,8 @@ func TestRedisSubscriptionGap(t *testing.T) {
 	}
 	a.WaitFor(t, "redis subscription renewed after a gap", wait)
 	b.WaitFor(t, "redis subscription renewed after a gap", wait)
+	// Both: alice's instance reports bob undelivered (410) until it is.
+	a.WaitFor(t, "reachable again", wait)
 	b.WaitFor(t, "reachable again", wait)
 	alice.send(1, wire.CmdSingle, `{"chat_from":"alice","chat_to":"bob","chat_content":"after the gap"}`)
 	if m := bob.expect(1, wire.CmdSingle+100); m["chat_content"] != "after the gap" {

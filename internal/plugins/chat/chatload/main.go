@@ -569,8 +569,12 @@ func runIdle(counts []int) error {
 	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rows {
 		t, b := r[0], r[1]
-		fmt.Printf("| %s | %.1f MiB | %.2f KiB | %.1f MiB | %.2f KiB | %.2f |\n",
-			thousands(t.n), mib(t.after), t.perClient(), mib(b.after), b.perClient(), t.perClient()/b.perClient())
+		ratio := "-" // a few clients may add no page to the baseline's RSS
+		if b.perClient() > 0 {
+			ratio = fmt.Sprintf("%.2f", t.perClient()/b.perClient())
+		}
+		fmt.Printf("| %s | %.1f MiB | %.2f KiB | %.1f MiB | %.2f KiB | %s |\n",
+			thousands(t.n), mib(t.after), t.perClient(), mib(b.after), b.perClient(), ratio)
 	}
 	return nil
 }
