@@ -141,7 +141,12 @@ func (c *conn) release() {
 				c.touch()
 			}
 			c.wqBytes -= n
-			o.dropHeadLocked(n)
+			// The writer's bookkeeping, with the whole queue as its batch.
+			batch := o.wq
+			o.wq = nil
+			if spare := o.requeueLocked(batch, n); o.wq == nil {
+				o.wq = spare // all of it went: the array stays the queue's
+			}
 			if c.wqBytes <= c.cfg.highWater/2 {
 				c.setCongested(false)
 			}
@@ -174,20 +179,4 @@ func (c *conn) writeQueueInline(o *outQueue) (int, error) {
 		return 0, nil // a deadline left from a flush, or closed: the writer sees
 	}
 	return n, err
-}
-
-// dropHeadLocked releases the first n queued bytes, which the socket took;
-// wmu is held.
-func (o *outQueue) dropHeadLocked(n int) {
-	i := 0
-	for ; i < len(o.wq) && n >= len(o.wq[i].b); i++ {
-		n -= len(o.wq[i].b)
-		o.wq[i].release()
-	}
-	if i < len(o.wq) {
-		o.wq[i].b = o.wq[i].b[n:]
-	}
-	k := copy(o.wq, o.wq[i:])
-	clear(o.wq[k:])
-	o.wq = o.wq[:k]
 }
