@@ -20,6 +20,30 @@ func unreadBytes(nc net.Conn) int {
 	return in
 }
 
+// inputWaiting reports whether bytes from the peer wait unread in the
+// kernel (SIOCINQ). It is asked after every read that relayed something,
+// so it makes one ioctl through the connection's descriptor, without the
+// second ioctl and the allocation of unreadBytes.
+func (c *conn) inputWaiting() bool {
+	if c.raw == nil {
+		return false
+	}
+	op := rawOps.Get().(*rawOp)
+	op.n = 0
+	c.raw.Control(op.inq)
+	n := op.n
+	rawOps.Put(op)
+	return n > 0
+}
+
+// doInq sets n to the bytes waiting unread on fd, 0 when unknown.
+func (op *rawOp) doInq(fd uintptr) {
+	var in int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&in))); e == 0 {
+		op.n = int(in)
+	}
+}
+
 // settled reports whether the peer has acknowledged every byte written and
 // nothing it sent is waiting unread. Closing such a socket outright cannot
 // cost the peer any data: it already holds all of it, and no unread input

@@ -110,12 +110,13 @@ type rawOp struct {
 	read    func(fd uintptr) bool
 	control func(fd uintptr)      // sets n to the descriptor
 	writev  func(fd uintptr) bool // writes iov; outq_linux.go
+	inq     func(fd uintptr)      // sets n to the unread input
 	iov     iovecs
 }
 
 var rawOps = sync.Pool{New: func() any {
 	op := &rawOp{}
-	op.write, op.read, op.control, op.writev = op.doWrite, op.doRead, op.doControl, op.doWritev
+	op.write, op.read, op.control, op.writev, op.inq = op.doWrite, op.doRead, op.doControl, op.doWritev, op.doInq
 	return op
 }}
 

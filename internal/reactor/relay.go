@@ -89,7 +89,7 @@ func (c *conn) endCallback() {
 	if n == 0 {
 		return
 	}
-	if c.relayOn && r.rounds < maxRelayRounds && unreadBytes(c.nc) > 0 {
+	if c.relayOn && r.rounds < maxRelayRounds && c.inputWaiting() {
 		r.rounds++
 		return
 	}
